@@ -1,0 +1,78 @@
+// Command vitbert pre-trains, fine-tunes, evaluates and serves ViT-BERT: one
+// Transformer encoder shared by images and text.
+//
+// Each subcommand lives in its own file and registers itself in init; this
+// file only dispatches.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand: its flags are parsed by run itself.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) error
+}
+
+var commands = map[string]*command{}
+
+func register(name, summary string, run func(args []string) error) {
+	if _, dup := commands[name]; dup {
+		panic("vitbert: command registered twice: " + name)
+	}
+	commands[name] = &command{name: name, summary: summary, run: run}
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "vitbert: a unified Transformer jointly pre-trained on unpaired images and text.\n\nUsage:\n  vitbert COMMAND [flags]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'vitbert COMMAND --help' for the flags of a command.\n")
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage()
+		if len(os.Args) < 2 {
+			os.Exit(2)
+		}
+		return
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "vitbert: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err := cmd.run(os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "vitbert %s: %v\n", cmd.name, strings.TrimSpace(err.Error()))
+		os.Exit(1)
+	}
+}
+
+// newFlags returns a FlagSet that reports errors instead of exiting, so every
+// command fails the same way.
+func newFlags(name, usageLine string) *flag.FlagSet {
+	fs := flag.NewFlagSet("vitbert "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: vitbert %s %s\n\nFlags:\n", name, usageLine)
+		fs.PrintDefaults()
+	}
+	return fs
+}
