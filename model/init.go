@@ -1,0 +1,56 @@
+package model
+
+import (
+	"fmt"
+	"path"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
+)
+
+// CreateVariables declares every variable of the model in store, with BERT's
+// initialisation: N(0, 0.02) for weights and embeddings, zero biases and
+// LayerNorm offsets, unit LayerNorm gains. Values are drawn by
+// store.InitializeVariables; variables that already exist keep their values.
+func CreateVariables(store *mlmodel.Store, c *Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	root := store.RootScope()
+	normal := initializer.RandomNormalFn(root, InitStddev)
+	for _, v := range Variables(c) {
+		var init mlmodel.VariableInitializer
+		switch path.Base(v.Path) {
+		case "gain":
+			init = initializer.One
+		case "offset", "biases":
+			init = initializer.Zero
+		default:
+			init = normal
+		}
+		shape := shapes.Make(dtypes.Float32, v.Shape...)
+		if old := store.GetVariable(v.Path); old != nil && !old.Shape().Equal(shape) {
+			return fmt.Errorf("variable %s has shape %s, the model wants %s", v.Path, old.Shape(), shape)
+		}
+		store.VariableWithShape(v.Path, shape, init)
+	}
+	return nil
+}
+
+// NewStore returns a store holding a freshly initialised model, drawn from seed.
+func NewStore(backend compute.Backend, c *Config, seed int64) (*mlmodel.Store, error) {
+	store := mlmodel.NewStore()
+	if err := store.SetRNGStateFromSeed(seed); err != nil {
+		return nil, err
+	}
+	if err := CreateVariables(store, c); err != nil {
+		return nil, err
+	}
+	if err := store.InitializeVariables(backend, nil); err != nil {
+		return nil, fmt.Errorf("initialising the model: %w", err)
+	}
+	return store, nil
+}
