@@ -1,0 +1,175 @@
+package texts
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// numVocab maps each word "t<N>" to id N, so tests can read tokens back.
+var numVocab = VocabFunc(func(s string) []int32 {
+	var ids []int32
+	for _, w := range strings.Fields(s) {
+		n, err := strconv.Atoi(strings.Trim(w, "t.!?"))
+		if err == nil {
+			ids = append(ids, int32(n))
+		}
+	}
+	return ids
+})
+
+var sp = Specials{CLS: 1, SEP: 2, PAD: 0}
+
+// sentence returns a sentence of n words whose ids encode (doc, sent, word)
+// as doc*10000 + sent*100 + word + 100 (never a special id).
+func sentence(doc, sent, n int) string {
+	w := make([]string, n)
+	for i := range w {
+		w[i] = fmt.Sprintf("t%d", doc*10000+sent*100+i+100)
+	}
+	return strings.Join(w, " ") + "."
+}
+
+func docOf(id int32) int  { return int(id-100) / 10000 }
+func sentOf(id int32) int { return (int(id-100) % 10000) / 100 }
+
+func TestPackSingleRespectsMaxLengthAndKeepsAllTokens(t *testing.T) {
+	// Sentence lengths 3, 4, 2, 9 with MaxLength 8 → 6 tokens of room:
+	// [3] (3+4 > 6), [4 2] (=6), the 9 is cut into [6] and [3].
+	doc := Document{Sentences: []string{sentence(0, 0, 3), sentence(0, 1, 4), sentence(0, 2, 2), sentence(0, 3, 9)}}
+	seqs, err := Pack([]Document{doc}, numVocab, PackOptions{MaxLength: 8, Specials: sp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lens []int
+	total := 0
+	for _, s := range seqs {
+		lens = append(lens, len(s.IDs))
+		if s.IDs[0] != sp.CLS || s.IDs[len(s.IDs)-1] != sp.SEP {
+			t.Errorf("sequence %v lacks [CLS] … [SEP]", s.IDs)
+		}
+		for _, ty := range s.TypeIDs {
+			if ty != 0 {
+				t.Errorf("single sequence has type id %d", ty)
+			}
+		}
+		total += len(s.IDs) - 2
+	}
+	if !reflect.DeepEqual(lens, []int{5, 8, 8, 5}) || total != 3+4+2+9 {
+		t.Errorf("lengths %v (tokens %d), want [5 8 8 5] (18)", lens, total)
+	}
+	if want := []int32{1, 100, 101, 102, 2}; !reflect.DeepEqual(seqs[0].IDs, want) {
+		t.Errorf("first sequence %v, want %v", seqs[0].IDs, want)
+	}
+}
+
+func pairCorpus() []Document {
+	var docs []Document
+	for d := 0; d < 30; d++ {
+		var doc Document
+		for s := 0; s < 3+d%7; s++ {
+			doc.Sentences = append(doc.Sentences, sentence(d, s, 2+(d+s)%6))
+		}
+		docs = append(docs, doc)
+	}
+	return docs
+}
+
+func TestPackPairsSegmentsAndNextSentence(t *testing.T) {
+	const maxLen = 20
+	seqs, err := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 7, ShortSeqProb: 0.1, Specials: sp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := 0
+	for i, s := range seqs {
+		if len(s.IDs) > maxLen || len(s.IDs) != len(s.TypeIDs) {
+			t.Fatalf("seq %d: %d ids, %d types, max %d", i, len(s.IDs), len(s.TypeIDs), maxLen)
+		}
+		// Layout [CLS] A [SEP] B [SEP] with types 0…0 1…1.
+		sep := -1
+		for j, id := range s.IDs {
+			if id == sp.SEP {
+				sep = j
+				break
+			}
+		}
+		if s.IDs[0] != sp.CLS || sep < 2 || sep >= len(s.IDs)-2 || s.IDs[len(s.IDs)-1] != sp.SEP {
+			t.Fatalf("seq %d: bad layout %v", i, s.IDs)
+		}
+		for j, ty := range s.TypeIDs {
+			if want := int32(0); j > sep {
+				want = 1
+				if ty != want {
+					t.Fatalf("seq %d: type %d at %d, want 1 (sep at %d)", i, ty, j, sep)
+				}
+			} else if ty != want {
+				t.Fatalf("seq %d: type %d at %d, want 0", i, ty, j)
+			}
+		}
+		a, b := s.IDs[1:sep], s.IDs[sep+1:len(s.IDs)-1]
+		da := docOf(a[0])
+		maxA, minB := 0, 1<<30
+		for _, id := range a {
+			if docOf(id) != da {
+				t.Fatalf("seq %d: A spans documents", i)
+			}
+			maxA = max(maxA, sentOf(id))
+		}
+		for _, id := range b {
+			minB = min(minB, sentOf(id))
+		}
+		if s.RandomNext {
+			random++
+			if docOf(b[0]) == da {
+				t.Errorf("seq %d: random B from A's own document %d", i, da)
+			}
+		} else {
+			for _, id := range b {
+				if docOf(id) != da {
+					t.Fatalf("seq %d: real-next B from another document", i)
+				}
+			}
+			if minB <= maxA {
+				t.Errorf("seq %d: B (from sentence %d) does not follow A (to sentence %d)", i, minB, maxA)
+			}
+		}
+	}
+	if frac := float64(random) / float64(len(seqs)); len(seqs) < 50 || frac < 0.3 || frac > 0.8 {
+		t.Errorf("%d sequences, %.2f random next; want ≥50 and about half", len(seqs), frac)
+	}
+	again, _ := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 7, ShortSeqProb: 0.1, Specials: sp})
+	if !reflect.DeepEqual(seqs, again) {
+		t.Error("packing with the same seed differs")
+	}
+	other, _ := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 8, ShortSeqProb: 0.1, Specials: sp})
+	if reflect.DeepEqual(seqs, other) {
+		t.Error("packing with another seed is identical")
+	}
+}
+
+func TestPackRejectsTinyMaxLength(t *testing.T) {
+	if _, err := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: 4, Pairs: true}); err == nil {
+		t.Error("MaxLength 4 with pairs accepted")
+	}
+}
+
+func TestEncodeTruncatesLongestFirst(t *testing.T) {
+	// Room 8−3 = 5 for 4+2 tokens: drop A's last token.
+	s, err := Encode(numVocab, sp, 8, "t11 t12 t13 t14", "t21 t22", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{1, 11, 12, 13, 2, 21, 22, 2}; !reflect.DeepEqual(s.IDs, want) {
+		t.Errorf("ids %v, want %v", s.IDs, want)
+	}
+	if want := []int32{0, 0, 0, 0, 0, 1, 1, 1}; !reflect.DeepEqual(s.TypeIDs, want) {
+		t.Errorf("types %v, want %v", s.TypeIDs, want)
+	}
+	s, _ = Encode(numVocab, sp, 4, "t11 t12 t13", "", false)
+	if want := []int32{1, 11, 12, 2}; !reflect.DeepEqual(s.IDs, want) {
+		t.Errorf("single ids %v, want %v", s.IDs, want)
+	}
+}
