@@ -1,0 +1,112 @@
+package infer
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend"
+	"github.com/vitbert/vitbert/checkpoint"
+)
+
+const fixtures = "../testdata/hf/"
+
+func rows(t *testing.T, ts *checkpoint.Tensor) [][]int32 {
+	t.Helper()
+	v, err := ts.Int64s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	B, L := ts.Shape[0], ts.Shape[1]
+	out := make([][]int32, B)
+	for b := range out {
+		out[b] = make([]int32, L)
+		for l := range out[b] {
+			out[b][l] = int32(v[b*L+l])
+		}
+	}
+	return out
+}
+
+func expectClose(t *testing.T, what string, got []float32, gotShape []int, want *checkpoint.Tensor) {
+	t.Helper()
+	w, err := want.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(w) {
+		t.Fatalf("%s: got %d values (shape %v), want %d (shape %v)", what, len(got), gotShape, len(w), want.Shape)
+	}
+	maxDiff := 0.0
+	for i := range w {
+		maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-w[i])))
+	}
+	if maxDiff > 1e-4 || math.IsNaN(maxDiff) {
+		t.Errorf("%s: max |diff| = %g > 1e-4", what, maxDiff)
+	}
+	t.Logf("%s: max |diff| = %.2g over %d values", what, maxDiff, len(w))
+}
+
+func TestBertTinyMatchesHuggingFace(t *testing.T) {
+	exp, err := checkpoint.ReadSafetensors(fixtures + "bert-tiny/expected.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, seg, mask := rows(t, exp.Tensors["input_ids"]), rows(t, exp.Tensors["token_type_ids"]), rows(t, exp.Tensors["attention_mask"])
+	backend := compute.MustNew()
+
+	m, err := checkpoint.LoadDir(fixtures + "bert-tiny/mlm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(backend, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Text(checkpoint.MLMHead, ids, seg, mask, rows(t, exp.Tensors["mlm_positions"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectClose(t, "mlm last hidden state", out.Hidden, out.HiddenShape, exp.Tensors["mlm_last_hidden_state"])
+	expectClose(t, "mlm logits", out.Logits, out.LogitsShape, exp.Tensors["mlm_logits_at_positions"])
+
+	m, err = checkpoint.LoadDir(fixtures + "bert-tiny/cls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = New(backend, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = p.Text(checkpoint.ClassifierHead, ids, seg, mask, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectClose(t, "cls last hidden state", out.Hidden, out.HiddenShape, exp.Tensors["cls_last_hidden_state"])
+	expectClose(t, "cls logits", out.Logits, out.LogitsShape, exp.Tensors["cls_logits"])
+}
+
+func TestViTTinyMatchesHuggingFace(t *testing.T) {
+	exp, err := checkpoint.ReadSafetensors(fixtures + "vit-tiny/expected.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := checkpoint.LoadDir(fixtures + "vit-tiny/cls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(compute.MustNew(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := exp.Tensors["pixel_values"].Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Image(checkpoint.ClassifierHead, px, exp.Tensors["pixel_values"].Shape[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectClose(t, "vit last hidden state", out.Hidden, out.HiddenShape, exp.Tensors["last_hidden_state"])
+	expectClose(t, "vit logits", out.Logits, out.LogitsShape, exp.Tensors["logits"])
+}
