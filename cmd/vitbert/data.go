@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/vitbert/vitbert/data/images"
+)
+
+func init() {
+	register("data", "fetch real datasets, or inspect a dataset on disk", runData)
+}
+
+const dataUsage = `Usage:
+  vitbert data fetch NAME... [--dir DIR]   download datasets (NAME "all" fetches every one)
+  vitbert data inspect PATH                 detect the format, print splits, shapes and counts
+  vitbert data list                         list the datasets fetch knows`
+
+func runData(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(os.Stderr, dataUsage)
+		if len(args) == 0 {
+			return errors.New("missing subcommand")
+		}
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "fetch":
+		return dataFetch(args[1:])
+	case "inspect":
+		return dataInspect(args[1:])
+	case "list":
+		for _, n := range images.Sources() {
+			fmt.Printf("%-16s image  %s\n", n, images.SourceInfo(n))
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown subcommand %q\n%s", args[0], dataUsage)
+}
+
+// dataParseInterspersed parses flags that may come after positional arguments.
+func dataParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func dataFetch(args []string) error {
+	fs := newFlags("data fetch", "NAME... [--dir DIR]")
+	dir := fs.String("dir", "data/cache", "folder the datasets go into, one subfolder each")
+	names, err := dataParseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		fs.Usage()
+		return fmt.Errorf("no dataset named: choose from %s or all", strings.Join(dataAllSources(), ", "))
+	}
+	if len(names) == 1 && names[0] == "all" {
+		names = dataAllSources()
+	}
+	for _, n := range names {
+		switch {
+		case dataContains(images.Sources(), n):
+			if err := images.Fetch(n, *dir, os.Stderr); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unknown dataset %q: choose from %s or all", n, strings.Join(dataAllSources(), ", "))
+		}
+	}
+	return nil
+}
+
+func dataAllSources() []string {
+	return images.Sources()
+}
+
+func dataContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func dataInspect(args []string) error {
+	fs := newFlags("data inspect", "PATH")
+	paths, err := dataParseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(paths) != 1 {
+		fs.Usage()
+		return errors.New("inspect takes one PATH")
+	}
+	ok, err := images.Inspect(paths[0], os.Stdout)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s: not a recognised dataset", paths[0])
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+//go:build ignore
+
+// Cut writes the embedded default data set: the first 2,000 training and
+// the first 500 test images of Fashion-MNIST, as gzipped IDX files.
+//
+//	go run ./cmd/vitbert data fetch fashion-mnist
+//	go run data/images/embedded/cut.go data/cache/fashion-mnist data/images/embedded
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/vitbert/vitbert/data/images"
+)
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: go run cut.go FASHION_MNIST_DIR OUT_DIR")
+		os.Exit(2)
+	}
+	src, out := os.Args[1], os.Args[2]
+	for _, c := range []struct {
+		split, prefix string
+		n             int
+	}{{"train", "train", 2000}, {"test", "t10k", 500}} {
+		ds, err := images.OpenMNISTDir(src, c.split)
+		if err != nil {
+			fail(err)
+		}
+		head := ds.Head(c.n)
+		img, err := os.Create(filepath.Join(out, c.prefix+"-images-idx3-ubyte.gz"))
+		if err != nil {
+			fail(err)
+		}
+		lbl, err := os.Create(filepath.Join(out, c.prefix+"-labels-idx1-ubyte.gz"))
+		if err != nil {
+			fail(err)
+		}
+		if err := images.EncodeIDX(head, img, lbl, true); err != nil {
+			fail(err)
+		}
+		if err := img.Close(); err != nil {
+			fail(err)
+		}
+		if err := lbl.Close(); err != nil {
+			fail(err)
+		}
+		fmt.Printf("%s: %d images, per class %v\n", c.split, head.N, head.ClassCounts())
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
