@@ -95,9 +95,8 @@ func isControl(r rune) bool {
 	case '\t', '\n', '\r':
 		return false
 	}
-	if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Cs, unicode.Co) {
-		return true
-	}
+	// Go has no table for unassigned code points: "Other" is whatever no
+	// assigned category holds.
 	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
 }
 
