@@ -1,0 +1,340 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// A checkpoint is a directory step-NNNNNNN holding
+//   - variables.safetensors: every variable of the store (weights, optimiser
+//     moments and step, gradient masks and accumulators, the in-graph random
+//     number generator state), keyed by variable path, in store order;
+//   - state.json: CheckpointState (step, data-stream positions, host state,
+//     mask schedule, configuration).
+//
+// WriteCheckpoint builds it in a temporary directory next to the others and
+// renames it into place, so a crash never leaves a half-written checkpoint.
+const (
+	VariablesFile     = "variables.safetensors"
+	StateFile         = "state.json"
+	CheckpointFormat  = "vitbert-train/1"
+	checkpointPrefix  = "step-"
+	checkpointTmpGlob = ".tmp-"
+)
+
+// CheckpointState is the host-side state saved in state.json.
+type CheckpointState struct {
+	Format string    `json:"format"`
+	Step   int       `json:"step"`
+	Time   time.Time `json:"time"`
+	// Data is the position of the data streams (opaque, from Batches.State).
+	Data json.RawMessage `json:"data,omitempty"`
+	// HostState holds other resumable host state, such as random number
+	// generators, by name (from LoopConfig.HostState).
+	HostState map[string]json.RawMessage `json:"host_state,omitempty"`
+	// Mask is the gradient-mask schedule state (nil without masking).
+	Mask *MaskState `json:"mask,omitempty"`
+	// Config is the run configuration, for the record.
+	Config json.RawMessage `json:"config,omitempty"`
+	// NumVariables saved in variables.safetensors.
+	NumVariables int `json:"num_variables"`
+}
+
+// MaskState records where the mask schedule stands.
+type MaskState struct {
+	UpdatesDone int     `json:"updates_done"`
+	UpdateSteps []int   `json:"update_steps"`
+	Sparsity    float64 `json:"sparsity"`
+}
+
+// checkpointFault, when set (tests), is called at each stage of a checkpoint
+// write; an error aborts the write there.
+var checkpointFault func(stage string) error
+
+func fault(stage string) error {
+	if checkpointFault != nil {
+		return checkpointFault(stage)
+	}
+	return nil
+}
+
+// CheckpointName returns the directory name of the checkpoint of a step.
+func CheckpointName(step int) string { return fmt.Sprintf("%s%07d", checkpointPrefix, step) }
+
+// SaveVariables writes every variable of the store to path as safetensors.
+// The metadata records which variables are not trainable.
+func SaveVariables(path string, store *model.Store) (int, error) {
+	var entries []NamedTensor
+	var nonTrainable []string
+	for v := range store.IterVariables() {
+		if !v.HasValue() {
+			return 0, fmt.Errorf("saving variables: %s has no value (not initialised)", v.Path())
+		}
+		t, err := v.Value()
+		if err != nil {
+			return 0, fmt.Errorf("saving variables: %s: %w", v.Path(), err)
+		}
+		entries = append(entries, NamedTensor{Name: v.Path(), Tensor: t})
+		if !v.Trainable {
+			nonTrainable = append(nonTrainable, v.Path())
+		}
+	}
+	nt, err := json.Marshal(nonTrainable)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	if err := WriteSafetensors(f, entries, map[string]string{"format": CheckpointFormat, "non_trainable": string(nt)}); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return len(entries), f.Close()
+}
+
+// LoadVariables reads a safetensors file written by SaveVariables into the
+// store: existing variables get the saved value (the shapes must match),
+// missing ones are created (in file order, which is the saved store order)
+// with the saved trainable flag, ready for the graphs that will use them.
+func LoadVariables(path string, store *model.Store) error {
+	entries, metadata, err := ReadSafetensors(path)
+	if err != nil {
+		return err
+	}
+	nonTrainable := map[string]bool{}
+	if s, ok := metadata["non_trainable"]; ok {
+		var names []string
+		if err := json.Unmarshal([]byte(s), &names); err != nil {
+			return fmt.Errorf("reading %s: metadata non_trainable: %w", path, err)
+		}
+		for _, n := range names {
+			nonTrainable[n] = true
+		}
+	}
+	for _, e := range entries {
+		v := store.GetVariable(e.Name)
+		if v != nil {
+			if !v.Shape().Equal(e.Tensor.Shape()) {
+				return fmt.Errorf("reading %s: variable %s has shape %s in the store but %s in the file",
+					path, e.Name, v.Shape(), e.Tensor.Shape())
+			}
+			if err := v.SetValue(e.Tensor); err != nil {
+				return fmt.Errorf("reading %s: setting %s: %w", path, e.Name, err)
+			}
+			continue
+		}
+		v, err = store.CreateVariable(e.Name, e.Tensor)
+		if err != nil {
+			return fmt.Errorf("reading %s: creating %s: %w", path, e.Name, err)
+		}
+		v.SetTrainable(!nonTrainable[e.Name])
+	}
+	return nil
+}
+
+// syncDir flushes a directory entry (after a rename).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// WriteCheckpoint atomically writes the store and state as root/step-NNNNNNN:
+// the files go into root/.tmp-XXXX, which is renamed into place once
+// complete. A previous checkpoint of the same step is replaced. keep > 0
+// deletes all but the newest keep checkpoints afterwards. It returns the
+// checkpoint directory.
+func WriteCheckpoint(root string, store *model.Store, state *CheckpointState, keep int) (string, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	tmp, err := os.MkdirTemp(root, checkpointTmpGlob)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	n, err := SaveVariables(filepath.Join(tmp, VariablesFile), store)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+	}
+	if err := fault("variables"); err != nil {
+		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+	}
+	st := *state
+	st.Format = CheckpointFormat
+	st.NumVariables = n
+	if st.Time.IsZero() {
+		st.Time = time.Now().UTC()
+	}
+	js, err := json.MarshalIndent(&st, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("checkpoint of step %d: encoding state: %w", state.Step, err)
+	}
+	if err := writeFileSync(filepath.Join(tmp, StateFile), append(js, '\n')); err != nil {
+		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+	}
+	if err := fault("state"); err != nil {
+		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+	}
+	final := filepath.Join(root, CheckpointName(state.Step))
+	var old string
+	if _, err := os.Stat(final); err == nil {
+		// Move the previous checkpoint of this step aside: rename cannot
+		// replace a non-empty directory.
+		old = tmp + ".old"
+		if err := os.Rename(final, old); err != nil {
+			return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		if old != "" {
+			_ = os.Rename(old, final)
+		}
+		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+	}
+	done = true
+	if old != "" {
+		_ = os.RemoveAll(old)
+	}
+	if err := syncDir(root); err != nil {
+		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+	}
+	if keep > 0 {
+		if err := pruneCheckpoints(root, keep); err != nil {
+			return final, err
+		}
+	}
+	return final, nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// ListCheckpoints returns the steps of the complete checkpoints under root,
+// in increasing order. Temporary directories are ignored.
+func ListCheckpoints(root string) ([]int, error) {
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var steps []int
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, checkpointPrefix) {
+			continue
+		}
+		step, err := strconv.Atoi(strings.TrimPrefix(name, checkpointPrefix))
+		if err != nil || step < 0 {
+			continue
+		}
+		steps = append(steps, step)
+	}
+	sort.Ints(steps)
+	return steps, nil
+}
+
+// LatestCheckpoint returns the newest checkpoint directory under root, or ""
+// when there is none.
+func LatestCheckpoint(root string) (string, error) {
+	steps, err := ListCheckpoints(root)
+	if err != nil || len(steps) == 0 {
+		return "", err
+	}
+	return filepath.Join(root, CheckpointName(steps[len(steps)-1])), nil
+}
+
+func pruneCheckpoints(root string, keep int) error {
+	steps, err := ListCheckpoints(root)
+	if err != nil {
+		return err
+	}
+	for len(steps) > keep {
+		if err := os.RemoveAll(filepath.Join(root, CheckpointName(steps[0]))); err != nil {
+			return fmt.Errorf("removing old checkpoint: %w", err)
+		}
+		steps = slices.Delete(steps, 0, 1)
+	}
+	return nil
+}
+
+// removeStaleTemporaries deletes leftovers of interrupted checkpoint writes.
+func removeStaleTemporaries(root string) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), checkpointTmpGlob) {
+			_ = os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
+}
+
+// ReadCheckpointState reads dir/state.json.
+func ReadCheckpointState(dir string) (*CheckpointState, error) {
+	path := filepath.Join(dir, StateFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st CheckpointState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if st.Format != CheckpointFormat {
+		return nil, fmt.Errorf("reading %s: format %q, want %q", path, st.Format, CheckpointFormat)
+	}
+	return &st, nil
+}
+
+// LoadCheckpoint restores the store's variables from dir and returns its state.
+func LoadCheckpoint(dir string, store *model.Store) (*CheckpointState, error) {
+	st, err := ReadCheckpointState(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := LoadVariables(filepath.Join(dir, VariablesFile), store); err != nil {
+		return nil, err
+	}
+	return st, nil
+}

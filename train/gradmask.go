@@ -1,0 +1,490 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// Gradient masking (method.md, "Gradient masking"). For every parameter θ of
+// the shared encoder a 0/1 mask M combines the two task gradients:
+//
+//	g = M ⊙ ∇θ L_txt + (1 − M) ⊙ ∇θ L_img
+//
+// 1 keeps the text gradient, 0 hands the entry to the image task. Before the
+// first mask update the step uses the plain sum ∇L_txt + ∇L_img; the scalar
+// variable "active" (0 until the first update) switches between the two rules.
+// A mask of ones is therefore not the same as "no masking".
+//
+// M is built iteratively, as in iterative magnitude pruning: K = ⌈β/δ⌉ updates
+// spaced evenly over [StartStep, EndStep]; update k raises the share of zeros
+// to min(k·δ, β), choosing among the entries still at 1 those with the smallest
+// mean |∇L_txt| since the previous update. Entries handed to images never come
+// back.
+//
+// Masks, accumulators and the switch are non-trainable variables of the
+// store, so changing them never recompiles the step and they are saved with
+// every checkpoint.
+const (
+	maskScope      = "/gradmask/mask"    // + parameter path: the 0/1 mask (float32)
+	accScope       = "/gradmask/acc"     // + parameter path: Σ|∇L_txt| since the last update
+	maskActivePath = "/gradmask/#active" // float32 scalar: 0 before the first update, then 1
+	maskCountPath  = "/gradmask/#count"  // float32 scalar: steps accumulated since the last update
+)
+
+// RankScope says which entries compete when the mask is updated.
+type RankScope string
+
+const (
+	// RankPerTensor ranks every parameter tensor on its own (the default): each
+	// tensor reaches the target sparsity.
+	RankPerTensor RankScope = "tensor"
+	// RankPerBlock ranks together the tensors of one block (see MaskConfig.BlockKey).
+	RankPerBlock RankScope = "block"
+	// RankGlobal ranks all shared parameters together.
+	RankGlobal RankScope = "global"
+)
+
+// MaskConfig configures gradient masking.
+type MaskConfig struct {
+	Enabled bool `json:"enabled"`
+	// FinalSparsity β: the share of zeros in the mask after the last update, in (0, 1].
+	FinalSparsity float64 `json:"final_sparsity"`
+	// Increment δ of sparsity per update, in (0, β].
+	Increment float64 `json:"increment"`
+	// StartStep and EndStep bound the part of training the updates are spread
+	// over: update k of K happens after step StartStep + round(k·(EndStep−StartStep)/K),
+	// so gradients are always accumulated over a full interval before an update.
+	StartStep int `json:"start_step"`
+	EndStep   int `json:"end_step"`
+	// Ranking scope (default per tensor).
+	Ranking RankScope `json:"ranking"`
+	// BlockKey maps a parameter path to its block for RankPerBlock and for the
+	// per-block report; nil means DefaultBlockKey.
+	BlockKey func(path string) string `json:"-"`
+}
+
+// Validate checks the configuration (only when Enabled).
+func (c *MaskConfig) Validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	switch {
+	case !(c.FinalSparsity > 0 && c.FinalSparsity <= 1):
+		return fmt.Errorf("gradient mask: final_sparsity must be in (0, 1], got %g", c.FinalSparsity)
+	case !(c.Increment > 0 && c.Increment <= c.FinalSparsity):
+		return fmt.Errorf("gradient mask: increment must be in (0, final_sparsity], got %g", c.Increment)
+	case c.StartStep < 0:
+		return fmt.Errorf("gradient mask: start_step must be >= 0, got %d", c.StartStep)
+	case c.EndStep-c.StartStep < c.NumUpdates():
+		return fmt.Errorf("gradient mask: the span [%d, %d] is too short for %d updates",
+			c.StartStep, c.EndStep, c.NumUpdates())
+	}
+	switch c.Ranking {
+	case "", RankPerTensor, RankPerBlock, RankGlobal:
+	default:
+		return fmt.Errorf("gradient mask: unknown ranking %q (want tensor, block or global)", c.Ranking)
+	}
+	return nil
+}
+
+func (c *MaskConfig) ranking() RankScope {
+	if c.Ranking == "" {
+		return RankPerTensor
+	}
+	return c.Ranking
+}
+
+func (c *MaskConfig) blockKey(path string) string {
+	if c.BlockKey != nil {
+		return c.BlockKey(path)
+	}
+	return DefaultBlockKey(path)
+}
+
+// NumUpdates is K = ⌈β/δ⌉ (with a small tolerance for 0.3/0.1-style rounding).
+func (c *MaskConfig) NumUpdates() int {
+	if !(c.Increment > 0) {
+		return 0
+	}
+	return int(math.Ceil(c.FinalSparsity/c.Increment - 1e-9))
+}
+
+// UpdateSteps returns the steps (counted as completed updates) after which
+// the mask is updated, in order.
+func (c *MaskConfig) UpdateSteps() []int {
+	k := c.NumUpdates()
+	steps := make([]int, k)
+	span := c.EndStep - c.StartStep
+	for i := 1; i <= k; i++ {
+		steps[i-1] = c.StartStep + (i*span+k/2)/k
+	}
+	return steps
+}
+
+// TargetSparsity of update k (1-based): min(k·δ, β).
+func (c *MaskConfig) TargetSparsity(k int) float64 {
+	if k >= c.NumUpdates() {
+		return c.FinalSparsity
+	}
+	return min(float64(k)*c.Increment, c.FinalSparsity)
+}
+
+// UpdatesDoneAt returns how many mask updates have happened once step steps are complete.
+func (c *MaskConfig) UpdatesDoneAt(step int) int {
+	n := 0
+	for _, s := range c.UpdateSteps() {
+		if s <= step {
+			n++
+		}
+	}
+	return n
+}
+
+var numberedScope = regexp.MustCompile(`^[A-Za-z]*[_-]?[0-9]+$`)
+
+// DefaultBlockKey maps a parameter path to its block: the path up to the
+// first numbered scope after the root ("/encoder/layer_3/attention/query/weights"
+// → "/encoder/layer_3"); paths without one map to their first two scopes
+// ("/encoder/final_norm/gain" → "/encoder/final_norm").
+func DefaultBlockKey(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 1; i < len(parts)-1; i++ {
+		if numberedScope.MatchString(parts[i]) {
+			return "/" + strings.Join(parts[:i+1], "/")
+		}
+	}
+	if len(parts) >= 3 {
+		return "/" + strings.Join(parts[:2], "/")
+	}
+	return "/" + parts[0]
+}
+
+// MaskReport is the state of the mask after an update (or at any time):
+// shares of zeros overall, per tensor and per block. Maps are keyed by
+// parameter path and block key.
+type MaskReport struct {
+	Step      int                `json:"step"`
+	Update    int                `json:"update"` // 1-based index of the update; 0 for a plain reading
+	Target    float64            `json:"target,omitempty"`
+	Ranking   RankScope          `json:"ranking"`
+	Sparsity  float64            `json:"sparsity"`
+	PerTensor map[string]float64 `json:"per_tensor"`
+	PerBlock  map[string]float64 `json:"per_block"`
+}
+
+// GradMask holds the masks of the shared parameters and performs the host
+// side of the schedule. It is created by the Trainer when masking is enabled.
+type GradMask struct {
+	cfg    MaskConfig
+	store  *model.Store
+	params []*model.Variable // shared parameters, in store order
+
+	// sparsity caches the overall share of zeros: it changes only at updates.
+	sparsity      float64
+	sparsityKnown bool
+}
+
+func newGradMask(store *model.Store, cfg MaskConfig) *GradMask {
+	return &GradMask{cfg: cfg, store: store}
+}
+
+// Config returns the mask configuration.
+func (m *GradMask) Config() MaskConfig { return m.cfg }
+
+// Params returns the shared parameters the masks belong to (known after the
+// first step is compiled).
+func (m *GradMask) Params() []*model.Variable { return slices.Clone(m.params) }
+
+// MaskVariable returns the mask variable of a shared parameter (nil before
+// the step is compiled).
+func (m *GradMask) MaskVariable(param *model.Variable) *model.Variable {
+	return m.store.GetVariable(maskScope + param.Path())
+}
+
+func (m *GradMask) onesVariable(fullPath string, shape shapes.Shape) *model.Variable {
+	v := m.store.GetVariable(fullPath)
+	if v == nil {
+		ones := make([]float32, shape.Size())
+		for i := range ones {
+			ones[i] = 1
+		}
+		v = m.store.VariableWithValue(fullPath, tensors.FromFlatDataAndDimensions(ones, shape.Dimensions...))
+	}
+	if !v.Shape().Equal(shape) {
+		panic(fmt.Errorf("mask variable %q has shape %s, want %s", fullPath, v.Shape(), shape))
+	}
+	return v.SetTrainable(false)
+}
+
+// combineGraph builds g = active ? M⊙gt + (1−M)⊙gi : gt + gi for the shared
+// parameters params, whose text and image gradients are gt and gi.
+func (m *GradMask) combineGraph(g *Graph, params []*model.Variable, gt, gi []*Node) []*Node {
+	m.params = slices.Clone(params)
+	m.sparsityKnown = false
+	activeVar := zerosVariable(m.store, maskActivePath, shapes.Make(dtypes.Float32))
+	active := GreaterThan(activeVar.NodeValue(g), ScalarZero(g, dtypes.Float32))
+	out := make([]*Node, len(params))
+	for i, p := range params {
+		maskVar := m.onesVariable(maskScope+p.Path(), float32Shape(p))
+		mask := ConvertDType(maskVar.NodeValue(g), gt[i].DType())
+		masked := Add(Mul(mask, gt[i]), Mul(OneMinus(mask), gi[i]))
+		out[i] = Where(active, masked, Add(gt[i], gi[i]))
+	}
+	return out
+}
+
+// accumulateGraph adds |∇L_txt| to the accumulators and 1 to the step count,
+// when ok (bool scalar) holds.
+func (m *GradMask) accumulateGraph(ok *Node, params []*model.Variable, gt []*Node) {
+	g := ok.Graph()
+	countVar := zerosVariable(m.store, maskCountPath, shapes.Make(dtypes.Float32))
+	count := countVar.NodeValue(g)
+	countVar.SetNodeValue(Where(ok, AddScalar(count, 1.0), count))
+	for i, p := range params {
+		accVar := zerosVariable(m.store, accScope+p.Path(), float32Shape(p))
+		acc := accVar.NodeValue(g)
+		accVar.SetNodeValue(Where(ok, Add(acc, ConvertDType(Abs(gt[i]), dtypes.Float32)), acc))
+	}
+}
+
+func float32Shape(v *model.Variable) shapes.Shape {
+	s := v.Shape().Clone()
+	s.DType = dtypes.Float32
+	return s
+}
+
+// rankGroup is a set of tensors competing for zeros in one update.
+type rankGroup struct {
+	name    string
+	members []int // indices into params
+}
+
+func (m *GradMask) groups() []rankGroup {
+	switch m.cfg.ranking() {
+	case RankGlobal:
+		all := make([]int, len(m.params))
+		for i := range all {
+			all[i] = i
+		}
+		return []rankGroup{{name: "global", members: all}}
+	case RankPerBlock:
+		var out []rankGroup
+		index := map[string]int{}
+		for i, p := range m.params {
+			key := m.cfg.blockKey(p.Path())
+			j, found := index[key]
+			if !found {
+				j = len(out)
+				index[key] = j
+				out = append(out, rankGroup{name: key})
+			}
+			out[j].members = append(out[j].members, i)
+		}
+		return out
+	default:
+		out := make([]rankGroup, len(m.params))
+		for i, p := range m.params {
+			out[i] = rankGroup{name: p.Path(), members: []int{i}}
+		}
+		return out
+	}
+}
+
+func readFloat32(v *model.Variable) ([]float32, error) {
+	t, err := v.Value()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
+	}
+	data, err := tensors.CopyFlatData[float32](t)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
+	}
+	return data, nil
+}
+
+func (m *GradMask) readMasks() ([][]float32, error) {
+	masks := make([][]float32, len(m.params))
+	for i, p := range m.params {
+		mv := m.store.GetVariable(maskScope + p.Path())
+		if mv == nil {
+			return nil, fmt.Errorf("gradient mask: no mask variable for %s", p.Path())
+		}
+		var err error
+		if masks[i], err = readFloat32(mv); err != nil {
+			return nil, err
+		}
+	}
+	return masks, nil
+}
+
+// update performs mask update k (1-based) after step: every rank group
+// reaches round(target·n) zeros, the new zeros taken among the entries still
+// at 1 with the smallest accumulated |∇L_txt| (ties: first in store order,
+// then flat index). Accumulators are reset and masking becomes active.
+func (m *GradMask) update(k, step int) (*MaskReport, error) {
+	if len(m.params) == 0 {
+		return nil, fmt.Errorf("gradient mask update %d at step %d: no shared parameters (none under the shared prefix?)", k, step)
+	}
+	target := m.cfg.TargetSparsity(k)
+	masks, err := m.readMasks()
+	if err != nil {
+		return nil, err
+	}
+	accs := make([][]float32, len(m.params))
+	for i, p := range m.params {
+		av := m.store.GetVariable(accScope + p.Path())
+		if av == nil {
+			return nil, fmt.Errorf("gradient mask: no accumulator for %s", p.Path())
+		}
+		if accs[i], err = readFloat32(av); err != nil {
+			return nil, err
+		}
+	}
+	// The mean is Σ|g|/count with one count for all entries, so ranking the
+	// sums ranks the means.
+	for _, grp := range m.groups() {
+		selectZeros(grp.members, masks, accs, target)
+	}
+	for i, p := range m.params {
+		dims := p.Shape().Dimensions
+		if err := m.store.GetVariable(maskScope + p.Path()).SetValue(tensors.FromFlatDataAndDimensions(masks[i], dims...)); err != nil {
+			return nil, fmt.Errorf("writing mask of %s: %w", p.Path(), err)
+		}
+		accShape := shapes.Make(dtypes.Float32, dims...)
+		if err := m.store.GetVariable(accScope + p.Path()).SetValue(tensors.FromShape(accShape)); err != nil {
+			return nil, fmt.Errorf("resetting accumulator of %s: %w", p.Path(), err)
+		}
+	}
+	if err := m.store.GetVariable(maskCountPath).SetValue(tensors.FromScalar(float32(0))); err != nil {
+		return nil, fmt.Errorf("resetting mask step count: %w", err)
+	}
+	if err := m.store.GetVariable(maskActivePath).SetValue(tensors.FromScalar(float32(1))); err != nil {
+		return nil, fmt.Errorf("activating the mask: %w", err)
+	}
+	rep := m.report(masks, step)
+	rep.Update, rep.Target = k, target
+	m.sparsity, m.sparsityKnown = rep.Sparsity, true
+	return rep, nil
+}
+
+// selectZeros sets to 0 the entries of the group needed to reach the target
+// sparsity. It never sets an entry back to 1.
+func selectZeros(members []int, masks, accs [][]float32, target float64) {
+	n, zeros := 0, 0
+	for _, i := range members {
+		n += len(masks[i])
+		for _, x := range masks[i] {
+			if x == 0 {
+				zeros++
+			}
+		}
+	}
+	need := int(math.Round(target*float64(n))) - zeros
+	if need <= 0 {
+		return
+	}
+	key := func(x float32) float32 {
+		if x != x { // NaN ranks last: it is not evidence of a small gradient.
+			return float32(math.Inf(1))
+		}
+		return x
+	}
+	var vals []float32
+	for _, i := range members {
+		for j, x := range masks[i] {
+			if x != 0 {
+				vals = append(vals, key(accs[i][j]))
+			}
+		}
+	}
+	slices.Sort(vals)
+	threshold := vals[need-1]
+	// Strictly smaller entries first, then entries equal to the threshold in
+	// order, until exactly need entries are zeroed.
+	for _, i := range members {
+		for j, x := range masks[i] {
+			if x != 0 && key(accs[i][j]) < threshold {
+				masks[i][j] = 0
+				need--
+			}
+		}
+	}
+	for _, i := range members {
+		for j, x := range masks[i] {
+			if need == 0 {
+				return
+			}
+			if x != 0 && key(accs[i][j]) == threshold {
+				masks[i][j] = 0
+				need--
+			}
+		}
+	}
+}
+
+func (m *GradMask) report(masks [][]float32, step int) *MaskReport {
+	rep := &MaskReport{
+		Step:      step,
+		Ranking:   m.cfg.ranking(),
+		PerTensor: map[string]float64{},
+		PerBlock:  map[string]float64{},
+	}
+	blockZeros, blockSize := map[string]int{}, map[string]int{}
+	totalZeros, total := 0, 0
+	for i, p := range m.params {
+		zeros := 0
+		for _, x := range masks[i] {
+			if x == 0 {
+				zeros++
+			}
+		}
+		rep.PerTensor[p.Path()] = float64(zeros) / float64(len(masks[i]))
+		key := m.cfg.blockKey(p.Path())
+		blockZeros[key] += zeros
+		blockSize[key] += len(masks[i])
+		totalZeros += zeros
+		total += len(masks[i])
+	}
+	for key, size := range blockSize {
+		rep.PerBlock[key] = float64(blockZeros[key]) / float64(size)
+	}
+	if total > 0 {
+		rep.Sparsity = float64(totalZeros) / float64(total)
+	}
+	return rep
+}
+
+// Report reads the current masks and returns their sparsity.
+func (m *GradMask) Report(step int) (*MaskReport, error) {
+	masks, err := m.readMasks()
+	if err != nil {
+		return nil, err
+	}
+	return m.report(masks, step), nil
+}
+
+// Sparsity returns the overall share of zeros of the masks (cached between
+// updates).
+func (m *GradMask) Sparsity() (float64, error) {
+	if m.sparsityKnown {
+		return m.sparsity, nil
+	}
+	rep, err := m.Report(0)
+	if err != nil {
+		return 0, err
+	}
+	m.sparsity, m.sparsityKnown = rep.Sparsity, true
+	return m.sparsity, nil
+}
+
+// invalidate forgets cached values after the variables were restored.
+func (m *GradMask) invalidate() { m.sparsityKnown = false }

@@ -1,0 +1,480 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/schollz/progressbar/v3"
+)
+
+// Stateful is host state that a checkpoint saves and a resume restores: the
+// position of a data stream, a random number generator.
+type Stateful interface {
+	State() (json.RawMessage, error)
+	Restore(state json.RawMessage) error
+}
+
+// Batches feeds the loop: Next returns the inputs of the next step, in the
+// order the LossFn expects (teacher logits included when distilling). Its
+// State is saved with every checkpoint, so that a resumed run sees the same
+// batches as an uninterrupted one.
+type Batches interface {
+	Stateful
+	Next() ([]*tensors.Tensor, error)
+}
+
+// HostRNG is a resumable host random number generator (PCG) for data-side
+// randomness (MLM masking, augmentation, shuffling).
+type HostRNG struct {
+	*rand.Rand
+	pcg *rand.PCG
+}
+
+// NewHostRNG returns a HostRNG seeded with (seed, stream).
+func NewHostRNG(seed, stream uint64) *HostRNG {
+	pcg := rand.NewPCG(seed, stream)
+	return &HostRNG{Rand: rand.New(pcg), pcg: pcg}
+}
+
+// State implements Stateful.
+func (r *HostRNG) State() (json.RawMessage, error) {
+	b, err := r.pcg.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(b)
+}
+
+// Restore implements Stateful.
+func (r *HostRNG) Restore(state json.RawMessage) error {
+	var b []byte
+	if err := json.Unmarshal(state, &b); err != nil {
+		return fmt.Errorf("host RNG state: %w", err)
+	}
+	return r.pcg.UnmarshalBinary(b)
+}
+
+// LoopConfig configures a training run.
+type LoopConfig struct {
+	// OutDir receives metrics.jsonl, masks.jsonl and checkpoints/.
+	OutDir string
+	// TotalSteps to reach (counted from the start of training, resumes included).
+	TotalSteps int
+	// CheckpointEvery N steps (0: only at the end and on interruption).
+	CheckpointEvery int
+	// KeepCheckpoints is how many checkpoints to keep (0: 3; < 0: all).
+	KeepCheckpoints int
+	// LogEvery N steps a metrics line is written (0: every step).
+	LogEvery int
+	// BatchSize, if set, adds examples per second to the metrics.
+	BatchSize int
+	// RunConfig is the run configuration, saved in every state.json.
+	RunConfig any
+	// HostState is saved and restored by name with each checkpoint.
+	HostState map[string]Stateful
+	// Progress receives the progress bar (nil: standard error); Quiet hides it.
+	Progress io.Writer
+	Quiet    bool
+	// CatchSignals makes SIGINT and SIGTERM save a checkpoint and stop.
+	CatchSignals bool
+}
+
+// ErrInterrupted is returned by Run when it stopped on a signal or a
+// cancelled context, after saving a checkpoint.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Loop runs a Trainer over Batches, logging metrics and checkpointing.
+type Loop struct {
+	trainer *Trainer
+	data    Batches
+	cfg     LoopConfig
+
+	lastCheckpoint     string
+	lastCheckpointStep int
+}
+
+// Metrics file names under OutDir.
+const (
+	MetricsFile    = "metrics.jsonl"
+	MasksFile      = "masks.jsonl"
+	CheckpointsDir = "checkpoints"
+)
+
+// NewLoop returns a Loop. It does not touch the disk.
+func NewLoop(trainer *Trainer, data Batches, cfg LoopConfig) (*Loop, error) {
+	if trainer == nil || data == nil {
+		return nil, errors.New("train.NewLoop: trainer and data are required")
+	}
+	if cfg.OutDir == "" {
+		return nil, errors.New("train.NewLoop: OutDir is required")
+	}
+	if cfg.TotalSteps <= 0 {
+		return nil, fmt.Errorf("train.NewLoop: TotalSteps must be > 0, got %d", cfg.TotalSteps)
+	}
+	if cfg.KeepCheckpoints == 0 {
+		cfg.KeepCheckpoints = 3
+	}
+	if cfg.LogEvery <= 0 {
+		cfg.LogEvery = 1
+	}
+	return &Loop{trainer: trainer, data: data, cfg: cfg, lastCheckpointStep: -1}, nil
+}
+
+// CheckpointRoot is OutDir/checkpoints.
+func (l *Loop) CheckpointRoot() string { return filepath.Join(l.cfg.OutDir, CheckpointsDir) }
+
+// LastCheckpoint returns the directory of the last checkpoint written or
+// restored ("" if none).
+func (l *Loop) LastCheckpoint() string { return l.lastCheckpoint }
+
+// state gathers the host state for a checkpoint.
+func (l *Loop) state(step int) (*CheckpointState, error) {
+	st := &CheckpointState{Step: step, HostState: map[string]json.RawMessage{}}
+	var err error
+	if st.Data, err = l.data.State(); err != nil {
+		return nil, fmt.Errorf("data stream state: %w", err)
+	}
+	for name, s := range l.cfg.HostState {
+		if st.HostState[name], err = s.State(); err != nil {
+			return nil, fmt.Errorf("host state %q: %w", name, err)
+		}
+	}
+	if l.cfg.RunConfig != nil {
+		if st.Config, err = json.Marshal(l.cfg.RunConfig); err != nil {
+			return nil, fmt.Errorf("encoding run config: %w", err)
+		}
+	}
+	if m := l.trainer.Mask(); m != nil {
+		mc := m.Config()
+		st.Mask = &MaskState{UpdatesDone: mc.UpdatesDoneAt(step), UpdateSteps: mc.UpdateSteps()}
+		if len(m.Params()) > 0 {
+			if st.Mask.Sparsity, err = m.Sparsity(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// SaveCheckpoint writes a checkpoint of the current state.
+func (l *Loop) SaveCheckpoint() (string, error) {
+	step, err := l.trainer.CurrentStep()
+	if err != nil {
+		return "", err
+	}
+	st, err := l.state(step)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint of step %d: %w", step, err)
+	}
+	keep := l.cfg.KeepCheckpoints
+	if keep < 0 {
+		keep = 0
+	}
+	dir, err := WriteCheckpoint(l.CheckpointRoot(), l.trainer.Store(), st, keep)
+	if err != nil {
+		return "", err
+	}
+	l.lastCheckpoint, l.lastCheckpointStep = dir, step
+	return dir, nil
+}
+
+// Resume restores a checkpoint directory: variables (weights, optimiser,
+// masks, RNG), data-stream position and host state. Metrics and mask lines
+// logged after that step by an interrupted run are dropped.
+func (l *Loop) Resume(dir string) error {
+	st, err := LoadCheckpoint(dir, l.trainer.Store())
+	if err != nil {
+		return fmt.Errorf("resuming from %s: %w", dir, err)
+	}
+	step, err := l.trainer.CurrentStep()
+	if err != nil {
+		return err
+	}
+	if step != st.Step {
+		return fmt.Errorf("resuming from %s: the step variable says %d, state.json says %d", dir, step, st.Step)
+	}
+	if err := l.data.Restore(st.Data); err != nil {
+		return fmt.Errorf("resuming from %s: data stream: %w", dir, err)
+	}
+	for name, s := range l.cfg.HostState {
+		raw, ok := st.HostState[name]
+		if !ok {
+			return fmt.Errorf("resuming from %s: no host state %q in the checkpoint", dir, name)
+		}
+		if err := s.Restore(raw); err != nil {
+			return fmt.Errorf("resuming from %s: host state %q: %w", dir, name, err)
+		}
+	}
+	if m := l.trainer.Mask(); m != nil {
+		m.invalidate()
+		if st.Mask != nil && st.Mask.UpdatesDone != m.cfg.UpdatesDoneAt(st.Step) {
+			return fmt.Errorf("resuming from %s: the checkpoint made %d mask updates by step %d, the configured schedule %d",
+				dir, st.Mask.UpdatesDone, st.Step, m.cfg.UpdatesDoneAt(st.Step))
+		}
+	}
+	for _, name := range []string{MetricsFile, MasksFile} {
+		if err := truncateJSONLAfter(filepath.Join(l.cfg.OutDir, name), st.Step); err != nil {
+			return err
+		}
+	}
+	l.lastCheckpoint, l.lastCheckpointStep = dir, st.Step
+	return nil
+}
+
+// ResumeLatest resumes from the newest checkpoint under OutDir/checkpoints,
+// if any, and says whether it did.
+func (l *Loop) ResumeLatest() (bool, error) {
+	dir, err := LatestCheckpoint(l.CheckpointRoot())
+	if err != nil || dir == "" {
+		return false, err
+	}
+	return true, l.Resume(dir)
+}
+
+// truncateJSONLAfter drops the lines of a JSON-lines file whose "step" is
+// greater than step.
+func truncateJSONLAfter(path string, step int) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var kept bytes.Buffer
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var rec struct {
+			Step *int `json:"step"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return fmt.Errorf("reading %s: line %d: %w", path, i+1, err)
+		}
+		if rec.Step != nil && *rec.Step > step {
+			continue
+		}
+		kept.Write(line)
+		kept.WriteByte('\n')
+	}
+	if kept.Len() == len(data) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, kept.Bytes()); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// jsonlWriter appends JSON lines to a file.
+type jsonlWriter struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+func openJSONL(path string) (*jsonlWriter, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &jsonlWriter{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+func (j *jsonlWriter) write(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if _, err := j.w.Write(b); err != nil {
+		return err
+	}
+	return j.w.Flush()
+}
+
+func (j *jsonlWriter) Close() error {
+	err := j.w.Flush()
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// metricsLine builds one metrics.jsonl record.
+func (l *Loop) metricsLine(res *StepResult, elapsed time.Duration, stepsPerSec float64) (map[string]any, error) {
+	rec := map[string]any{
+		"step":        res.Step,
+		"time":        time.Now().UTC().Format(time.RFC3339Nano),
+		"elapsed_s":   elapsed.Seconds(),
+		"lr":          res.LearningRate,
+		"grad_norm":   res.GradNorm,
+		"steps_per_s": stepsPerSec,
+	}
+	if l.cfg.BatchSize > 0 {
+		rec["examples_per_s"] = stepsPerSec * float64(l.cfg.BatchSize)
+	}
+	if res.HasText {
+		rec["loss_text"] = res.LossText
+	}
+	if res.HasImage {
+		rec["loss_image"] = res.LossImage
+	}
+	if m := l.trainer.Mask(); m != nil {
+		s, err := m.Sparsity()
+		if err != nil {
+			return nil, err
+		}
+		rec["mask_sparsity"] = s
+	}
+	for k, v := range res.Extra {
+		if _, taken := rec[k]; taken {
+			k = "extra_" + k
+		}
+		rec[k] = v
+	}
+	return rec, nil
+}
+
+// Run trains until TotalSteps. It stops early, without checkpointing, on a
+// non-finite loss (the last good checkpoint stays as it was), and with a
+// checkpoint on a cancelled context or, with CatchSignals, SIGINT/SIGTERM.
+func (l *Loop) Run(ctx context.Context) (err error) {
+	if l.cfg.CatchSignals {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
+	if err := os.MkdirAll(l.CheckpointRoot(), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", l.CheckpointRoot(), err)
+	}
+	removeStaleTemporaries(l.CheckpointRoot())
+	metrics, err := openJSONL(filepath.Join(l.cfg.OutDir, MetricsFile))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := metrics.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	var masks *jsonlWriter
+	if l.trainer.Mask() != nil {
+		if masks, err = openJSONL(filepath.Join(l.cfg.OutDir, MasksFile)); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := masks.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}()
+	}
+
+	step, err := l.trainer.CurrentStep()
+	if err != nil {
+		return err
+	}
+	startStep := step
+	var bar *progressbar.ProgressBar
+	if !l.cfg.Quiet {
+		w := l.cfg.Progress
+		if w == nil {
+			w = os.Stderr
+		}
+		bar = progressbar.NewOptions(l.cfg.TotalSteps,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("steps"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetWidth(20),
+			progressbar.OptionSetDescription("train"),
+		)
+		_ = bar.Set(step)
+		defer func() { _ = bar.Exit() }()
+	}
+
+	start := time.Now()
+	for step < l.cfg.TotalSteps {
+		select {
+		case <-ctx.Done():
+			if step != l.lastCheckpointStep {
+				if _, err := l.SaveCheckpoint(); err != nil {
+					return fmt.Errorf("%w at step %d; saving a checkpoint failed: %v", ErrInterrupted, step, err)
+				}
+			}
+			return fmt.Errorf("%w at step %d (checkpoint %s)", ErrInterrupted, step, l.lastCheckpoint)
+		default:
+		}
+		batch, err := l.data.Next()
+		if err != nil {
+			return fmt.Errorf("reading the batch of step %d: %w", step+1, err)
+		}
+		res, err := l.trainer.Step(batch...)
+		if err != nil {
+			var nf *NonFiniteError
+			if errors.As(err, &nf) {
+				last := l.lastCheckpoint
+				if last == "" {
+					last = "none"
+				}
+				return fmt.Errorf("stopping: %w; last good checkpoint: %s", err, last)
+			}
+			return fmt.Errorf("step %d: %w", step+1, err)
+		}
+		step = res.Step
+		elapsed := time.Since(start)
+		stepsPerSec := float64(step-startStep) / elapsed.Seconds()
+		if step%l.cfg.LogEvery == 0 || step == l.cfg.TotalSteps || res.MaskUpdate != nil {
+			rec, err := l.metricsLine(res, elapsed, stepsPerSec)
+			if err != nil {
+				return err
+			}
+			if err := metrics.write(rec); err != nil {
+				return fmt.Errorf("writing metrics: %w", err)
+			}
+		}
+		if res.MaskUpdate != nil && masks != nil {
+			if err := masks.write(res.MaskUpdate); err != nil {
+				return fmt.Errorf("writing mask report: %w", err)
+			}
+		}
+		if bar != nil {
+			var desc []string
+			if res.HasText {
+				desc = append(desc, fmt.Sprintf("txt %.4f", res.LossText))
+			}
+			if res.HasImage {
+				desc = append(desc, fmt.Sprintf("img %.4f", res.LossImage))
+			}
+			bar.Describe(strings.Join(desc, " "))
+			_ = bar.Set(step)
+		}
+		if l.cfg.CheckpointEvery > 0 && step%l.cfg.CheckpointEvery == 0 {
+			if _, err := l.SaveCheckpoint(); err != nil {
+				return err
+			}
+		}
+	}
+	if step != l.lastCheckpointStep {
+		if _, err := l.SaveCheckpoint(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package train
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// DecaySchedule names the learning-rate decay that follows the warm-up.
+type DecaySchedule string
+
+const (
+	// DecayCosine: half a cosine from the peak to the floor.
+	DecayCosine DecaySchedule = "cosine"
+	// DecayLinear: a straight line from the peak to the floor.
+	DecayLinear DecaySchedule = "linear"
+	// DecayConstant: stay at the peak after the warm-up.
+	DecayConstant DecaySchedule = "constant"
+)
+
+// Variable paths of the optimiser state. The step counts completed updates;
+// moments live under "/optimizer/m" and "/optimizer/v" followed by the path of
+// the parameter they belong to.
+const (
+	StepVariablePath = "/optimizer/#step"
+	moment1Scope     = "/optimizer/m"
+	moment2Scope     = "/optimizer/v"
+)
+
+// OptimizerConfig configures AdamW with decoupled weight decay, a linear
+// warm-up followed by a decay, and global-norm gradient clipping.
+type OptimizerConfig struct {
+	// LearningRate is the peak learning rate, reached at the end of the warm-up.
+	LearningRate float64 `json:"learning_rate"`
+	// MinLearningRate is the floor the decay ends at (0 decays to zero).
+	MinLearningRate float64 `json:"min_learning_rate"`
+	// WarmupSteps of linear warm-up: update t (0-based) uses LearningRate·(t+1)/WarmupSteps,
+	// so the first update already moves the weights.
+	WarmupSteps int `json:"warmup_steps"`
+	// TotalSteps is the decay horizon: the learning rate reaches the floor at update TotalSteps.
+	TotalSteps int `json:"total_steps"`
+	// Decay after the warm-up (default cosine).
+	Decay DecaySchedule `json:"decay"`
+	// Beta1, Beta2, Epsilon of Adam.
+	Beta1   float64 `json:"beta1"`
+	Beta2   float64 `json:"beta2"`
+	Epsilon float64 `json:"epsilon"`
+	// WeightDecay λ, decoupled: θ ← θ − lr·λ·θ − lr·m̂/(√v̂+ε).
+	WeightDecay float64 `json:"weight_decay"`
+	// ClipNorm clips the global L2 norm of the (combined) gradient to this value; 0 disables clipping.
+	ClipNorm float64 `json:"clip_norm"`
+	// NoDecay, if set, says which parameters get no weight decay. The default
+	// (DefaultNoDecay) exempts every tensor of rank ≤ 1: biases, LayerNorm gains
+	// and offsets (the embedding LayerNorm included), as BERT does; weight
+	// matrices and embedding tables are decayed.
+	NoDecay func(v *model.Variable) bool `json:"-"`
+}
+
+// DefaultOptimizerConfig returns BERT-like defaults: peak 1e-4, cosine decay to
+// 0, β = (0.9, 0.999), ε = 1e-8, λ = 0.01, gradient clipping at norm 1.
+func DefaultOptimizerConfig(totalSteps int) OptimizerConfig {
+	return OptimizerConfig{
+		LearningRate: 1e-4,
+		WarmupSteps:  totalSteps / 10,
+		TotalSteps:   totalSteps,
+		Decay:        DecayCosine,
+		Beta1:        0.9,
+		Beta2:        0.999,
+		Epsilon:      1e-8,
+		WeightDecay:  0.01,
+		ClipNorm:     1.0,
+	}
+}
+
+// DefaultNoDecay exempts tensors of rank ≤ 1 (biases, LayerNorm parameters)
+// from weight decay.
+func DefaultNoDecay(v *model.Variable) bool { return v.Shape().Rank() <= 1 }
+
+// Validate checks the configuration.
+func (c *OptimizerConfig) Validate() error {
+	switch {
+	case !(c.LearningRate > 0):
+		return fmt.Errorf("optimizer: learning_rate must be > 0, got %g", c.LearningRate)
+	case c.MinLearningRate < 0 || c.MinLearningRate > c.LearningRate:
+		return fmt.Errorf("optimizer: min_learning_rate must be in [0, learning_rate], got %g", c.MinLearningRate)
+	case c.WarmupSteps < 0:
+		return fmt.Errorf("optimizer: warmup_steps must be >= 0, got %d", c.WarmupSteps)
+	case c.Decay != DecayConstant && c.Decay != "" && c.TotalSteps <= c.WarmupSteps:
+		return fmt.Errorf("optimizer: total_steps (%d) must exceed warmup_steps (%d) for %s decay",
+			c.TotalSteps, c.WarmupSteps, c.Decay)
+	case c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1:
+		return fmt.Errorf("optimizer: betas must be in [0, 1), got %g, %g", c.Beta1, c.Beta2)
+	case !(c.Epsilon > 0):
+		return fmt.Errorf("optimizer: epsilon must be > 0, got %g", c.Epsilon)
+	case c.WeightDecay < 0:
+		return fmt.Errorf("optimizer: weight_decay must be >= 0, got %g", c.WeightDecay)
+	case c.ClipNorm < 0:
+		return fmt.Errorf("optimizer: clip_norm must be >= 0, got %g", c.ClipNorm)
+	}
+	switch c.Decay {
+	case "", DecayCosine, DecayLinear, DecayConstant:
+	default:
+		return fmt.Errorf("optimizer: unknown decay %q (want cosine, linear or constant)", c.Decay)
+	}
+	return nil
+}
+
+func (c *OptimizerConfig) decay() DecaySchedule {
+	if c.Decay == "" {
+		return DecayCosine
+	}
+	return c.Decay
+}
+
+// LearningRateAt returns the learning rate of update t (0-based: the first
+// update is t = 0). It is the host twin of the in-graph schedule, used for
+// logging and tests.
+func (c *OptimizerConfig) LearningRateAt(t int) float64 {
+	peak, floor := c.LearningRate, c.MinLearningRate
+	if t < c.WarmupSteps {
+		return peak * float64(t+1) / float64(c.WarmupSteps)
+	}
+	switch c.decay() {
+	case DecayConstant:
+		return peak
+	}
+	p := float64(t-c.WarmupSteps) / float64(c.TotalSteps-c.WarmupSteps)
+	p = min(max(p, 0), 1)
+	if c.decay() == DecayLinear {
+		return floor + (peak-floor)*(1-p)
+	}
+	return floor + (peak-floor)*0.5*(1+math.Cos(math.Pi*p))
+}
+
+// learningRateGraph builds the schedule in the graph from the step (int64
+// scalar, completed updates); computed in float64, returned as float64.
+func (c *OptimizerConfig) learningRateGraph(step *Node) *Node {
+	g := step.Graph()
+	t := ConvertDType(step, dtypes.Float64)
+	peak := Scalar(g, dtypes.Float64, c.LearningRate)
+	floor := Scalar(g, dtypes.Float64, c.MinLearningRate)
+	var decayed *Node
+	switch c.decay() {
+	case DecayConstant:
+		decayed = peak
+	default:
+		p := DivScalar(AddScalar(t, -float64(c.WarmupSteps)), float64(c.TotalSteps-c.WarmupSteps))
+		p = MinScalar(MaxScalar(p, 0.0), 1.0)
+		var frac *Node
+		if c.decay() == DecayLinear {
+			frac = OneMinus(p)
+		} else {
+			frac = MulScalar(AddScalar(Cos(MulScalar(p, math.Pi)), 1.0), 0.5)
+		}
+		decayed = Add(floor, Mul(Sub(peak, floor), frac))
+	}
+	if c.WarmupSteps <= 0 {
+		return decayed
+	}
+	warm := MulScalar(AddScalar(t, 1.0), c.LearningRate/float64(c.WarmupSteps))
+	return Where(LessThan(t, Scalar(g, dtypes.Float64, float64(c.WarmupSteps))), warm, decayed)
+}
+
+// globalNorm returns sqrt(Σ g²) over all gradients, in float32.
+func globalNorm(grads []*Node) *Node {
+	var total *Node
+	for _, gr := range grads {
+		s := ReduceAllSum(Square(ConvertDType(gr, dtypes.Float32)))
+		if total == nil {
+			total = s
+		} else {
+			total = Add(total, s)
+		}
+	}
+	return Sqrt(total)
+}
+
+// clipByGlobalNorm scales every gradient by min(1, clip/(norm+1e-6)) (as
+// PyTorch's clip_grad_norm_).
+func clipByGlobalNorm(grads []*Node, norm *Node, clip float64) []*Node {
+	g := norm.Graph()
+	scale := Div(Scalar(g, dtypes.Float32, clip), AddScalar(norm, 1e-6))
+	scale = MinScalar(scale, 1.0)
+	out := make([]*Node, len(grads))
+	for i, gr := range grads {
+		out[i] = Mul(gr, ConvertDType(scale, gr.DType()))
+	}
+	return out
+}
+
+// zerosVariable returns the non-trainable variable at fullPath, creating it
+// with zeros of the given shape if needed.
+func zerosVariable(store *model.Store, fullPath string, shape shapes.Shape) *model.Variable {
+	v := store.GetVariable(fullPath)
+	if v == nil {
+		v = store.VariableWithValue(fullPath, tensors.FromShape(shape))
+	}
+	if !v.Shape().Equal(shape) {
+		panic(fmt.Errorf("variable %q has shape %s, want %s", fullPath, v.Shape(), shape))
+	}
+	return v.SetTrainable(false)
+}
+
+// stepVariable returns the int64 scalar counting completed updates.
+func stepVariable(store *model.Store) *model.Variable {
+	return zerosVariable(store, StepVariablePath, shapes.Make(dtypes.Int64))
+}
+
+// adamWUpdate applies one AdamW update to params with grads. ok (bool scalar)
+// gates every write: when false the parameters, moments and step keep their
+// values. It returns the learning rate used (float32).
+func (c *OptimizerConfig) adamWUpdate(params []*model.Variable, grads []*Node, ok *Node) *Node {
+	g := ok.Graph()
+	store := model.GetStore(g)
+	stepVar := stepVariable(store)
+	step := stepVar.NodeValue(g)
+	lr64 := c.learningRateGraph(step)
+	newStep := AddScalar(step, int64(1))
+	stepVar.SetNodeValue(Where(ok, newStep, step))
+
+	// Bias corrections 1/(1−β^t) with t the new step count, in float64.
+	t := ConvertDType(newStep, dtypes.Float64)
+	corr1 := Reciprocal(OneMinus(Pow(Scalar(g, dtypes.Float64, c.Beta1), t)))
+	corr2 := Reciprocal(OneMinus(Pow(Scalar(g, dtypes.Float64, c.Beta2), t)))
+
+	noDecay := c.NoDecay
+	if noDecay == nil {
+		noDecay = DefaultNoDecay
+	}
+	for i, v := range params {
+		dtype := v.DType()
+		grad := ConvertDType(grads[i], dtype)
+		m1Var := zerosVariable(store, moment1Scope+v.Path(), v.Shape())
+		m2Var := zerosVariable(store, moment2Scope+v.Path(), v.Shape())
+		m1Old, m2Old := m1Var.NodeValue(g), m2Var.NodeValue(g)
+		m1 := Add(MulScalar(m1Old, c.Beta1), MulScalar(grad, 1-c.Beta1))
+		m2 := Add(MulScalar(m2Old, c.Beta2), MulScalar(Square(grad), 1-c.Beta2))
+		lr := ConvertDType(lr64, dtype)
+		mHat := Mul(m1, ConvertDType(corr1, dtype))
+		vHat := Mul(m2, ConvertDType(corr2, dtype))
+		theta := v.NodeValue(g)
+		delta := Div(mHat, AddScalar(Sqrt(vHat), c.Epsilon))
+		if c.WeightDecay > 0 && !noDecay(v) {
+			delta = Add(delta, MulScalar(theta, c.WeightDecay))
+		}
+		updated := Sub(theta, Mul(lr, delta))
+		m1Var.SetNodeValue(Where(ok, m1, m1Old))
+		m2Var.SetNodeValue(Where(ok, m2, m2Old))
+		v.SetNodeValue(Where(ok, updated, theta))
+	}
+	return ConvertDType(lr64, dtypes.Float32)
+}

@@ -1,0 +1,384 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
+)
+
+// Losses are what the model's loss function returns: scalar float32 losses,
+// nil when that modality is absent from the step. Extra values (scalars) are
+// reported as metrics, not optimised.
+type Losses struct {
+	Text, Image *Node
+	Extra       map[string]*Node
+}
+
+// LossFn builds the losses of one training batch. inputs are the batch
+// tensors in the order given to Trainer.Step (texts, masks, pixels, labels,
+// teacher logits when distilling...). Variables are created under the
+// scope: "/encoder/..." is the shared encoder, "/text", "/image" and
+// "/heads/<name>" modality- and task-specific parts.
+type LossFn func(scope *model.Scope, g *Graph, inputs []*Node) Losses
+
+// DefaultSharedPrefix is the scope of the shared encoder.
+const DefaultSharedPrefix = "/encoder"
+
+// Config configures the Trainer.
+type Config struct {
+	Optimizer OptimizerConfig `json:"optimizer"`
+	Mask      MaskConfig      `json:"mask"`
+	// SharedPrefix is the scope of the parameters shared by both modalities
+	// (default "/encoder"); gradient masking applies to them only.
+	SharedPrefix string `json:"shared_prefix"`
+	// Seed, if non-zero, seeds the store's in-graph random number generator
+	// (dropout) when it has no state yet, making runs reproducible. The state
+	// is a store variable ("/#rngState"), saved with every checkpoint.
+	Seed int64 `json:"seed"`
+}
+
+func (c *Config) sharedPrefix() string {
+	if c.SharedPrefix == "" {
+		return DefaultSharedPrefix
+	}
+	return strings.TrimSuffix(c.SharedPrefix, "/")
+}
+
+// IsShared reports whether a parameter path belongs to the shared encoder.
+func (c *Config) IsShared(path string) bool {
+	p := c.sharedPrefix()
+	return path == p || strings.HasPrefix(path, p+"/")
+}
+
+// StepResult holds the outcome of one training step.
+type StepResult struct {
+	// Step is the number of completed steps after this one.
+	Step      int
+	LossText  float64 // valid when HasText
+	LossImage float64 // valid when HasImage
+	HasText   bool
+	HasImage  bool
+	// LearningRate used by this update.
+	LearningRate float64
+	// GradNorm is the global L2 norm of the combined gradient before clipping.
+	GradNorm float64
+	// Extra holds the LossFn's extra scalars.
+	Extra map[string]float64
+	// MaskUpdate is set when the gradient mask was updated after this step.
+	MaskUpdate *MaskReport
+}
+
+// NonFiniteError reports a step whose loss or gradient was not finite. The
+// update of that step was not applied: the store keeps its previous values.
+type NonFiniteError struct {
+	Step                int // the step that failed (1-based: completed steps + 1)
+	LossText, LossImage float64
+	HasText, HasImage   bool
+	GradNorm            float64
+}
+
+func (e *NonFiniteError) Error() string {
+	var parts []string
+	if e.HasText {
+		parts = append(parts, fmt.Sprintf("loss_text=%g", e.LossText))
+	}
+	if e.HasImage {
+		parts = append(parts, fmt.Sprintf("loss_image=%g", e.LossImage))
+	}
+	parts = append(parts, fmt.Sprintf("grad_norm=%g", e.GradNorm))
+	return fmt.Sprintf("non-finite loss at step %d (%s): update not applied", e.Step, strings.Join(parts, ", "))
+}
+
+// Trainer compiles one training step: the losses, their gradients (combined
+// by gradient masking when enabled), global-norm clipping and the AdamW
+// update, all in one graph.
+type Trainer struct {
+	backend compute.Backend
+	store   *model.Store
+	lossFn  LossFn
+	cfg     Config
+	exec    *model.Exec
+	mask    *GradMask
+
+	mu         sync.Mutex
+	built      bool
+	hasText    bool
+	hasImage   bool
+	extraNames []string
+
+	// captureGrads makes the step also return the combined gradients (before
+	// clipping) in lastGrads, in the order of gradParams. Tests only.
+	captureGrads bool
+	gradParams   []*model.Variable
+	lastGrads    []*tensors.Tensor
+}
+
+// NewTrainer returns a Trainer for the variables of store and the losses of
+// lossFn. Nothing is compiled until the first Step.
+func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg Config) (*Trainer, error) {
+	if backend == nil || store == nil || lossFn == nil {
+		return nil, errors.New("train.NewTrainer: backend, store and lossFn are required")
+	}
+	if err := cfg.Optimizer.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Mask.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Trainer{backend: backend, store: store, lossFn: lossFn, cfg: cfg}
+	if cfg.Mask.Enabled {
+		t.mask = newGradMask(store, cfg.Mask)
+	}
+	if cfg.Seed != 0 && store.GetVariable("/"+model.RNGStateVariableName) == nil {
+		if err := store.SetRNGStateFromSeed(cfg.Seed); err != nil {
+			return nil, fmt.Errorf("seeding the random number generator: %w", err)
+		}
+	}
+	exec, err := model.NewExec(backend, store, t.stepGraph)
+	if err != nil {
+		return nil, fmt.Errorf("creating the training step: %w", err)
+	}
+	t.exec = exec.WithName("TrainStep")
+	return t, nil
+}
+
+// Store returns the variables' store.
+func (t *Trainer) Store() *model.Store { return t.store }
+
+// Config returns the configuration.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Mask returns the gradient mask, or nil when masking is disabled.
+func (t *Trainer) Mask() *GradMask { return t.mask }
+
+// CurrentStep returns the number of completed steps (0 before the first).
+func (t *Trainer) CurrentStep() (int, error) {
+	v := t.store.GetVariable(StepVariablePath)
+	if v == nil {
+		return 0, nil
+	}
+	val, err := v.Value()
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", StepVariablePath, err)
+	}
+	return int(tensors.ToScalar[int64](val)), nil
+}
+
+// trainableParams lists, in store order, the float variables marked
+// trainable and used by the graph. Internal variables ("#..."), such as the
+// random number generator state, are never trained.
+func trainableParams(store *model.Store, g *Graph) []*model.Variable {
+	var out []*model.Variable
+	for v := range store.IterVariables() {
+		if v.Trainable && v.DType().IsFloat() && !strings.HasPrefix(v.Name(), "#") && v.InUseByGraph(g) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func nodesOf(g *Graph, vars []*model.Variable) []*Node {
+	out := make([]*Node, len(vars))
+	for i, v := range vars {
+		out[i] = v.NodeValue(g)
+	}
+	return out
+}
+
+// stepGraph builds the training step. Outputs: loss_text, loss_image, lr,
+// grad_norm, ok (float32 0/1), new step (int64), the extras in sorted name
+// order, then (tests only) the combined gradients.
+func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node) []*Node {
+	scope.SetTraining(g, true)
+	losses := t.lossFn(scope, g, inputs)
+	for name, l := range map[string]*Node{"text": losses.Text, "image": losses.Image} {
+		if l != nil && !l.Shape().IsScalar() {
+			exceptions.Panicf("the %s loss must be a scalar, got %s", name, l.Shape())
+		}
+	}
+	hasText, hasImage := losses.Text != nil, losses.Image != nil
+	if !hasText && !hasImage {
+		exceptions.Panicf("the loss function returned neither a text nor an image loss")
+	}
+	params := trainableParams(t.store, g)
+	if len(params) == 0 {
+		exceptions.Panicf("no trainable variables are used by the losses")
+	}
+	paramNodes := nodesOf(g, params)
+	masking := t.mask != nil
+	if masking && !(hasText && hasImage) {
+		exceptions.Panicf("gradient masking needs both a text and an image loss in every step (text: %v, image: %v)",
+			hasText, hasImage)
+	}
+
+	f32 := func(n *Node) *Node { return ConvertDType(n, dtypes.Float32) }
+	var total *Node
+	switch {
+	case hasText && hasImage:
+		total = Add(f32(losses.Text), f32(losses.Image))
+	case hasText:
+		total = f32(losses.Text)
+	default:
+		total = f32(losses.Image)
+	}
+
+	var grads, gradText []*Node
+	var sharedParams []*model.Variable
+	var sharedIdx []int
+	if masking {
+		gradText = Gradient(losses.Text, paramNodes...)
+		gradImage := Gradient(losses.Image, paramNodes...)
+		grads = make([]*Node, len(params))
+		var gtShared, giShared []*Node
+		for i, p := range params {
+			if t.cfg.IsShared(p.Path()) {
+				sharedParams = append(sharedParams, p)
+				sharedIdx = append(sharedIdx, i)
+				gtShared = append(gtShared, gradText[i])
+				giShared = append(giShared, gradImage[i])
+			} else {
+				// Modality-specific parameters take the gradient of whichever
+				// loss touches them (the other one is zero).
+				grads[i] = Add(gradText[i], gradImage[i])
+			}
+		}
+		combined := t.mask.combineGraph(g, sharedParams, gtShared, giShared)
+		for j, i := range sharedIdx {
+			grads[i] = combined[j]
+		}
+		gradText = gtShared
+	} else {
+		// One backward pass of the summed loss: ∇(L_txt+L_img) = ∇L_txt + ∇L_img.
+		var lossForGrad *Node
+		switch {
+		case hasText && hasImage:
+			lossForGrad = Add(losses.Text, ConvertDType(losses.Image, losses.Text.DType()))
+		case hasText:
+			lossForGrad = losses.Text
+		default:
+			lossForGrad = losses.Image
+		}
+		grads = Gradient(lossForGrad, paramNodes...)
+	}
+
+	norm := globalNorm(grads)
+	ok := LogicalAnd(IsFinite(total), IsFinite(norm))
+	if masking {
+		t.mask.accumulateGraph(ok, sharedParams, gradText)
+	}
+	preClip := grads
+	if t.cfg.Optimizer.ClipNorm > 0 {
+		grads = clipByGlobalNorm(grads, norm, t.cfg.Optimizer.ClipNorm)
+	}
+	lr := t.cfg.Optimizer.adamWUpdate(params, grads, ok)
+	newStep := stepVariable(t.store).NodeValue(g)
+
+	zero := ScalarZero(g, dtypes.Float32)
+	lossText, lossImage := zero, zero
+	if hasText {
+		lossText = f32(losses.Text)
+	}
+	if hasImage {
+		lossImage = f32(losses.Image)
+	}
+	outputs := []*Node{lossText, lossImage, lr, norm, f32(ok), newStep}
+	extraNames := slices.Sorted(maps.Keys(losses.Extra))
+	for _, name := range extraNames {
+		x := losses.Extra[name]
+		if x == nil || !x.Shape().IsScalar() {
+			exceptions.Panicf("extra metric %q must be a scalar", name)
+		}
+		outputs = append(outputs, f32(StopGradient(x)))
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.built && (t.hasText != hasText || t.hasImage != hasImage || !slices.Equal(t.extraNames, extraNames)) {
+		exceptions.Panicf("the loss function returned different losses for a new input shape " +
+			"(compile one Trainer per set of losses)")
+	}
+	t.built, t.hasText, t.hasImage, t.extraNames = true, hasText, hasImage, extraNames
+	if t.captureGrads {
+		t.gradParams = params
+		outputs = append(outputs, preClip...)
+	}
+	return outputs
+}
+
+// Step runs one training step on a batch and, when the gradient-mask
+// schedule says so, updates the mask afterwards. A non-finite loss or
+// gradient returns a *NonFiniteError and leaves every variable as it was.
+func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
+	args := make([]any, len(inputs))
+	for i, x := range inputs {
+		args[i] = x
+	}
+	var outputs []*tensors.Tensor
+	err := exceptions.TryCatch[error](func() {
+		var err error
+		outputs, err = t.exec.Exec(args...)
+		if err != nil {
+			panic(err)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("training step: %w", err)
+	}
+	t.mu.Lock()
+	numExtra := len(t.extraNames)
+	extraNames := t.extraNames
+	hasText, hasImage := t.hasText, t.hasImage
+	t.mu.Unlock()
+	if len(outputs) < 6+numExtra {
+		return nil, fmt.Errorf("training step: got %d outputs, want at least %d", len(outputs), 6+numExtra)
+	}
+	scalar := func(i int) float64 { return float64(tensors.ToScalar[float32](outputs[i])) }
+	res := &StepResult{
+		LossText:     scalar(0),
+		LossImage:    scalar(1),
+		HasText:      hasText,
+		HasImage:     hasImage,
+		LearningRate: scalar(2),
+		GradNorm:     scalar(3),
+		Step:         int(tensors.ToScalar[int64](outputs[5])),
+		Extra:        make(map[string]float64, numExtra),
+	}
+	for i, name := range extraNames {
+		res.Extra[name] = scalar(6 + i)
+	}
+	if t.captureGrads {
+		t.lastGrads = outputs[6+numExtra:]
+	}
+	if scalar(4) == 0 {
+		return res, &NonFiniteError{Step: res.Step + 1, LossText: res.LossText, LossImage: res.LossImage,
+			HasText: hasText, HasImage: hasImage, GradNorm: res.GradNorm}
+	}
+	if !isFinite(res.LossText) || !isFinite(res.LossImage) {
+		return res, &NonFiniteError{Step: res.Step, LossText: res.LossText, LossImage: res.LossImage,
+			HasText: hasText, HasImage: hasImage, GradNorm: res.GradNorm}
+	}
+	if t.mask != nil {
+		steps := t.cfg.Mask.UpdateSteps()
+		if k := slices.Index(steps, res.Step); k >= 0 {
+			rep, err := t.mask.update(k+1, res.Step)
+			if err != nil {
+				return res, fmt.Errorf("step %d: %w", res.Step, err)
+			}
+			res.MaskUpdate = rep
+		}
+	}
+	return res, nil
+}
+
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
