@@ -369,6 +369,12 @@ func loadVocabTxt(path string, cfg *tokenizerConfig) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading tokenizer: %w", err)
 	}
+	return parseVocabTxt(path, data, cfg)
+}
+
+// parseVocabTxt builds a tokenizer from the bytes of a vocab.txt; path names
+// it in errors.
+func parseVocabTxt(path string, data []byte, cfg *tokenizerConfig) (*Tokenizer, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("reading %s: empty vocabulary", path)
 	}
@@ -458,6 +464,13 @@ func build(path string, vocab map[string]int32, idToTok []string, added []addedT
 	added = slicesDeleteEmpty(added)
 	sort.SliceStable(added, func(i, j int) bool { return len(added[i].content) > len(added[j].content) })
 	t.added = added
+	for _, a := range added {
+		k := 0
+		if a.normalized {
+			k = 1
+		}
+		t.firstByte[k][a.content[0]] = true
+	}
 	return t, nil
 }
 

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/data/images"
+	"github.com/vitbert/vitbert/infer"
+	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/text"
+)
+
+func init() {
+	register("predict", "run a model on texts or images (logits, top-k, hidden states)", runPredict)
+}
+
+// listFlag collects a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+type predictResult struct {
+	Logits      any    `json:"logits"`
+	Head        string `json:"head,omitempty"`
+	Hidden      any    `json:"last_hidden_state,omitempty"`
+	InputIDs    any    `json:"input_ids,omitempty"`
+	MLMPosition any    `json:"mlm_positions,omitempty"`
+}
+
+func runPredict(args []string) error {
+	fs := newFlags("predict", "--model DIR (--text T [--text-pair P] ... | --image FILE ... | --pixels FILE.safetensors) [flags]")
+	modelDir := fs.String("model", "", "model directory: config.json + model.safetensors (Hugging Face BERT/ViT or vitbert)")
+	var texts, pairs, imagesIn listFlag
+	fs.Var(&texts, "text", "a text to run (repeatable; one row each)")
+	fs.Var(&pairs, "text-pair", "second segment for the text at the same index (repeatable)")
+	fs.Var(&imagesIn, "image", "a PNG or JPEG image, resized and normalised (repeatable)")
+	pixels := fs.String("pixels", "", "safetensors file with tensor pixel_values [N, C, H, W], already normalised")
+	maxLen := fs.Int("max-length", 0, "pad (and truncate, longest_first) texts to this many tokens; 0 = longest text")
+	mlmPos := fs.String("mlm-positions", "", "comma-separated token positions for an MLM head (default: the [MASK] tokens)")
+	tokPath := fs.String("tokenizer", "", "tokenizer.json or vocab.txt (default: from the model directory, else bert-base-uncased)")
+	headName := fs.String("head", "", "head to run (default: the model's first head for the input's modality)")
+	asJSON := fs.Bool("json", false, "print {\"logits\": ...} as JSON")
+	hidden := fs.Bool("hidden", false, "with --json, also print the final hidden states")
+	topK := fs.Int("top-k", 5, "classes or tokens to show per row without --json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *modelDir == "" {
+		return fmt.Errorf("--model is required")
+	}
+	nInputs := 0
+	for _, used := range []bool{len(texts) > 0, len(imagesIn) > 0, *pixels != ""} {
+		if used {
+			nInputs++
+		}
+	}
+	if nInputs != 1 {
+		return fmt.Errorf("give exactly one kind of input: --text, --image or --pixels")
+	}
+	if len(pairs) > len(texts) {
+		return fmt.Errorf("%d --text-pair for %d --text", len(pairs), len(texts))
+	}
+	m, err := checkpoint.LoadDir(*modelDir)
+	if err != nil {
+		return err
+	}
+	backend, err := newBackend()
+	if err != nil {
+		return err
+	}
+	p, err := infer.New(backend, m)
+	if err != nil {
+		return err
+	}
+	modality := "image"
+	if len(texts) > 0 {
+		modality = "text"
+	}
+	head, err := pickHead(&m.Config, *headName, modality)
+	if err != nil {
+		return err
+	}
+	var res predictResult
+	var out *infer.Output
+	var rowsLabels func(row int) []string
+	if modality == "text" {
+		tok, err := loadTokenizer(*tokPath, *modelDir)
+		if err != nil {
+			return err
+		}
+		ids, seg, mask, err := encodeTexts(tok, texts, pairs, *maxLen, m.Config.MaxTextLength)
+		if err != nil {
+			return err
+		}
+		var positions [][]int32
+		if head != nil && head.Kind == model.HeadMLM {
+			positions, err = mlmPositions(*mlmPos, ids, tok.MASK())
+			if err != nil {
+				return err
+			}
+			res.MLMPosition = positions
+		}
+		name := ""
+		if head != nil {
+			name = head.Name
+		}
+		out, err = p.Text(name, ids, seg, mask, positions)
+		if err != nil {
+			return err
+		}
+		res.InputIDs = ids
+		rowsLabels = func(int) []string {
+			if head != nil && head.Kind == model.HeadMLM {
+				labels := make([]string, tok.VocabSize())
+				for i := range labels {
+					labels[i] = tok.IDToken(int32(i))
+				}
+				return labels
+			}
+			return head.Labels
+		}
+	} else {
+		px, n, err := loadPixels(*pixels, imagesIn, &m.Config)
+		if err != nil {
+			return err
+		}
+		name := ""
+		if head != nil {
+			name = head.Name
+		}
+		if out, err = p.Image(name, px, n); err != nil {
+			return err
+		}
+		rowsLabels = func(int) []string { return head.Labels }
+	}
+	if head != nil {
+		res.Head = head.Name
+		res.Logits = reshape(out.Logits, out.LogitsShape)
+	}
+	if *asJSON {
+		if *hidden {
+			res.Hidden = reshape(out.Hidden, out.HiddenShape)
+		}
+		enc := json.NewEncoder(os.Stdout)
+		return enc.Encode(res)
+	}
+	if head == nil {
+		fmt.Printf("no head: final hidden states have shape %v (use --json --hidden to print them)\n", out.HiddenShape)
+		return nil
+	}
+	printTopK(out, head, rowsLabels(0), *topK)
+	return nil
+}
+
+func pickHead(c *model.Config, name, modality string) (*model.HeadConfig, error) {
+	if name != "" {
+		h, ok := c.Head(name)
+		if !ok {
+			var names []string
+			for _, h := range c.TaskHeads {
+				names = append(names, h.Name)
+			}
+			return nil, fmt.Errorf("the model has no head %q (it has %v)", name, names)
+		}
+		if h.Modality != modality {
+			return nil, fmt.Errorf("head %q reads %s input, not %s", name, h.Modality, modality)
+		}
+		return h, nil
+	}
+	for i := range c.TaskHeads {
+		if c.TaskHeads[i].Modality == modality {
+			return &c.TaskHeads[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// loadTokenizer takes --tokenizer, else a tokenizer in the model directory,
+// else the bert-base-uncased vocabulary built into the binary.
+func loadTokenizer(path, modelDir string) (*text.Tokenizer, error) {
+	if path != "" {
+		return text.Load(path)
+	}
+	for _, f := range []string{"tokenizer.json", "vocab.txt"} {
+		if _, err := os.Stat(filepath.Join(modelDir, f)); err == nil {
+			return text.Load(modelDir)
+		}
+	}
+	return text.Default()
+}
+
+func encodeTexts(tok *text.Tokenizer, texts, pairs []string, maxLen, modelMax int) (ids, seg, mask [][]int32, err error) {
+	encs := make([]text.Encoding, len(texts))
+	longest := 0
+	for i, a := range texts {
+		var b *string
+		if i < len(pairs) {
+			b = &pairs[i]
+		}
+		encs[i], err = tok.EncodeWith(a, b, text.EncodeOpts{MaxLength: maxLen, Pad: maxLen > 0})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--text %d: %w", i+1, err)
+		}
+		longest = max(longest, encs[i].Len())
+	}
+	if longest > modelMax {
+		return nil, nil, nil, fmt.Errorf("a text has %d tokens, longer than the model's position table (%d); use --max-length %d to truncate", longest, modelMax, modelMax)
+	}
+	for _, e := range encs {
+		pad := longest - e.Len()
+		ids = append(ids, append(e.IDs, make([]int32, pad)...))
+		seg = append(seg, append(e.TypeIDs, make([]int32, pad)...))
+		mask = append(mask, append(e.AttentionMask, make([]int32, pad)...))
+		for j := len(ids[len(ids)-1]) - pad; j < longest; j++ {
+			ids[len(ids)-1][j] = tok.PAD()
+		}
+	}
+	return ids, seg, mask, nil
+}
+
+func mlmPositions(spec string, ids [][]int32, maskID int32) ([][]int32, error) {
+	if spec != "" {
+		var row []int32
+		for _, f := range strings.Split(spec, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || v < 0 || v >= len(ids[0]) {
+				return nil, fmt.Errorf("--mlm-positions: %q is not a position in texts of %d tokens", f, len(ids[0]))
+			}
+			row = append(row, int32(v))
+		}
+		out := make([][]int32, len(ids))
+		for i := range out {
+			out[i] = row
+		}
+		return out, nil
+	}
+	out := make([][]int32, len(ids))
+	for i, r := range ids {
+		for j, id := range r {
+			if id == maskID {
+				out[i] = append(out[i], int32(j))
+			}
+		}
+		if len(out[i]) == 0 || len(out[i]) != len(out[0]) {
+			return nil, fmt.Errorf("an MLM head needs --mlm-positions, or the same number of [MASK] tokens in every text (text %d has %d)", i+1, len(out[i]))
+		}
+	}
+	return out, nil
+}
+
+func loadPixels(path string, files []string, c *model.Config) ([]float32, int, error) {
+	if path != "" {
+		f, err := checkpoint.ReadSafetensors(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		t, ok := f.Tensors["pixel_values"]
+		if !ok {
+			return nil, 0, fmt.Errorf("%s: no tensor pixel_values (it has %v)", path, f.Names())
+		}
+		if len(t.Shape) != 4 || t.Shape[1] != c.Channels || t.Shape[2] != c.ImageSize || t.Shape[3] != c.ImageSize {
+			return nil, 0, fmt.Errorf("%s: pixel_values has shape %v, the model wants [N, %d, %d, %d]", path, t.Shape, c.Channels, c.ImageSize, c.ImageSize)
+		}
+		px, err := t.Float32s()
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", path, err)
+		}
+		return px, t.Shape[0], nil
+	}
+	mean, std := []float32{0.5}, []float32{0.5} // Hugging Face ViT's default preprocessing
+	var px []float32
+	for _, f := range files {
+		img, err := images.LoadImageFile(f, c.ImageSize, c.Channels, mean, std)
+		if err != nil {
+			return nil, 0, err
+		}
+		px = append(px, img...)
+	}
+	return px, len(files), nil
+}
+
+// reshape turns flat row-major data into nested slices for JSON.
+func reshape(data []float32, shape []int) any {
+	if len(shape) <= 1 {
+		return data
+	}
+	n := len(data) / shape[0]
+	rows := make([]any, shape[0])
+	for i := range rows {
+		rows[i] = reshape(data[i*n:(i+1)*n], shape[1:])
+	}
+	return rows
+}
+
+func printTopK(out *infer.Output, head *model.HeadConfig, labels []string, k int) {
+	K := out.LogitsShape[len(out.LogitsShape)-1]
+	rows := len(out.Logits) / K
+	perInput := rows / out.LogitsShape[0]
+	for r := range rows {
+		logits := out.Logits[r*K : (r+1)*K]
+		if head.Kind == model.HeadRegress {
+			fmt.Printf("input %d: %.4f\n", r+1, logits[0])
+			continue
+		}
+		probs := softmax(logits)
+		idx := make([]int, K)
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+		prefix := fmt.Sprintf("input %d", r/perInput+1)
+		if head.Kind == model.HeadMLM {
+			prefix += fmt.Sprintf(" mask %d", r%perInput+1)
+		}
+		var parts []string
+		for _, i := range idx[:min(k, K)] {
+			name := strconv.Itoa(i)
+			if i < len(labels) && labels[i] != "" {
+				name = labels[i]
+			}
+			parts = append(parts, fmt.Sprintf("%s %.3f", name, probs[i]))
+		}
+		fmt.Printf("%s: %s\n", prefix, strings.Join(parts, "  "))
+	}
+}
+
+func softmax(x []float32) []float64 {
+	m := x[0]
+	for _, v := range x {
+		m = max(m, v)
+	}
+	out := make([]float64, len(x))
+	sum := 0.0
+	for i, v := range x {
+		out[i] = expf(float64(v - m))
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
