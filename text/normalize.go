@@ -83,6 +83,9 @@ func lowercase(s string) string {
 // isWhitespace follows tokenizers' BERT is_whitespace: the Unicode White_Space
 // property (which includes tab, newline and carriage return).
 func isWhitespace(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r == ' ' || (r >= '\t' && r <= '\r')
+	}
 	return unicode.Is(unicode.White_Space, r)
 }
 
@@ -95,8 +98,12 @@ func isControl(r rune) bool {
 	case '\t', '\n', '\r':
 		return false
 	}
+	if r < utf8.RuneSelf {
+		return r < 0x20 || r == 0x7f
+	}
 	// Go has no table for unassigned code points: "Other" is whatever no
-	// assigned category holds.
+	// assigned category holds. Characters assigned in a Unicode version newer
+	// than the Rust crate's tables may therefore be kept here and dropped there.
 	return !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Z)
 }
 

@@ -34,8 +34,11 @@ type Tokenizer struct {
 	prefix       string // continuing-subword prefix, "##"
 	maxWordChars int    // longer words become [UNK]
 
-	added   []addedToken // matched literally before WordPiece, longest first
-	special map[int32]bool
+	added []addedToken // matched literally before WordPiece, longest first
+	// firstByte[0] / [1] flag the first bytes of raw / normalized added tokens,
+	// so most positions are skipped without comparing strings.
+	firstByte [2][256]bool
+	special   map[int32]bool
 
 	cls, sep, pad, mask, unk int32
 }
@@ -142,11 +145,15 @@ func (t *Tokenizer) wordPiece(w string, ids []int32, toks []string) ([]int32, []
 			sub := w[start:end]
 			if start > 0 {
 				buf = append(append(buf[:0], t.prefix...), sub...)
-				sub = string(buf)
-			}
-			if id, ok := t.vocab[sub]; ok {
+				if id, ok := t.vocab[string(buf)]; ok { // no allocation on a miss
+					ids = append(ids, id)
+					toks = append(toks, t.idToTok[id])
+					found = true
+					break
+				}
+			} else if id, ok := t.vocab[sub]; ok {
 				ids = append(ids, id)
-				toks = append(toks, sub)
+				toks = append(toks, t.idToTok[id])
 				found = true
 				break
 			}
@@ -174,8 +181,15 @@ type segment struct {
 func (t *Tokenizer) splitAdded(s string, normalized bool) []segment {
 	var segs []segment
 	last := 0 // end of the previous match
+	first := &t.firstByte[0]
+	if normalized {
+		first = &t.firstByte[1]
+	}
 	for i := 0; i < len(s); {
-		tok := t.matchAdded(s, i, normalized)
+		var tok *addedToken
+		if first[s[i]] {
+			tok = t.matchAdded(s, i, normalized)
+		}
 		if tok == nil {
 			_, size := utf8.DecodeRuneInString(s[i:])
 			i += size

@@ -517,3 +517,20 @@ func ExampleTokenizer_EncodePair() {
 	// [101 2129 2214 2024 2017 1029 102 1045 2572 2416 1012 102]
 	// [0 0 0 0 0 0 0 1 1 1 1 1]
 }
+
+func BenchmarkEncode(b *testing.B) {
+	tok := mustLoad(b, tokenizerDir)
+	s := "The quick brown fox jumps over the lazy dog. Unaffable strangers arrived late, naïvely résuméing façades in Ångström units!"
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		tok.Encode(s)
+	}
+}
+
+func BenchmarkLoadTokenizerJSON(b *testing.B) {
+	for b.Loop() {
+		if _, err := Load(filepath.Join(tokenizerDir, "tokenizer.json")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
