@@ -101,8 +101,16 @@ func sources(t *testing.T) map[string]string {
 
 func TestGoldenMatchesHuggingFace(t *testing.T) {
 	g := readGolden(t)
+	toks := map[string]*Tokenizer{}
 	for name, path := range sources(t) {
-		tok := mustLoad(t, path)
+		toks[name] = mustLoad(t, path)
+	}
+	def, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks["built-in default"] = def
+	for name, tok := range toks {
 		t.Run(name, func(t *testing.T) {
 			for i, c := range g.Single {
 				enc := tok.Encode(c.Text)
