@@ -542,3 +542,45 @@ func BenchmarkLoadTokenizerJSON(b *testing.B) {
 		}
 	}
 }
+
+// TestAddedTokensAndBertProcessing covers tokenizer.json features BERT
+// checkpoints use less often: a BertProcessing post-processor, added tokens
+// matched in normalized text, single_word and ids beyond the vocabulary.
+func TestAddedTokensAndBertProcessing(t *testing.T) {
+	const js = `{
+ "added_tokens": [
+  {"id": 0, "content": "<pad>", "special": true},
+  {"id": 1, "content": "<unk>", "special": true},
+  {"id": 7, "content": "Emoji", "normalized": true, "single_word": true},
+  {"id": 8, "content": "<sep>", "special": true}
+ ],
+ "normalizer": {"type": "BertNormalizer", "lowercase": true},
+ "pre_tokenizer": {"type": "BertPreTokenizer"},
+ "post_processor": {"type": "BertProcessing", "sep": ["<sep>", 8], "cls": ["<cls>", 2]},
+ "model": {"type": "WordPiece", "unk_token": "<unk>", "vocab": {
+  "<pad>": 0, "<unk>": 1, "<cls>": 2, "[MASK]": 3, "hello": 4, "x": 5, "##emoji": 6}}
+}`
+	dir := t.TempDir()
+	p := filepath.Join(dir, "tokenizer.json")
+	if err := os.WriteFile(p, []byte(js), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{"pad_token": "<pad>", "mask_token": {"content": "[MASK]"}}`
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []int32{tok.PAD(), tok.UNK(), tok.CLS(), tok.SEP(), tok.MASK()}; !reflect.DeepEqual(got, []int32{0, 1, 2, 8, 3}) {
+		t.Errorf("PAD UNK CLS SEP MASK = %v", got)
+	}
+	if tok.VocabSize() != 9 || tok.IDToken(7) != "Emoji" || tok.IsSpecial(7) || !tok.IsSpecial(8) {
+		t.Errorf("VocabSize %d, IDToken(7) %q, IsSpecial(7) %v", tok.VocabSize(), tok.IDToken(7), tok.IsSpecial(7))
+	}
+	enc := tok.Encode("Hello EMOJI xemoji")
+	if want := []int32{2, 4, 7, 5, 6, 8}; !reflect.DeepEqual(enc.IDs, want) {
+		t.Errorf("ids %v %q, want %v", enc.IDs, enc.Tokens, want)
+	}
+}
