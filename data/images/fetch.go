@@ -168,6 +168,9 @@ func fileSHA256(path string) (string, error) {
 // copyChecked copies src to dst through a progress bar, hashing on the way;
 // dst appears (by rename) only if the SHA-256 is wantSum.
 func copyChecked(src, dst, wantSum string, progress io.Writer) error {
+	if progress == nil {
+		progress = io.Discard
+	}
 	in, err := os.Open(src)
 	if err != nil {
 		return err

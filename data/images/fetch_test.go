@@ -1,0 +1,77 @@
+package images
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSourcesAndUnknownName(t *testing.T) {
+	if got := strings.Join(Sources(), ","); got != "fashion-mnist,mnist" {
+		t.Errorf("Sources() = %s", got)
+	}
+	for _, n := range Sources() {
+		if len(sources[n].sums) != 4 {
+			t.Errorf("%s: %d recorded sums, want 4", n, len(sources[n].sums))
+		}
+	}
+	if err := Fetch("imagenet", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "fashion-mnist, mnist") {
+		t.Errorf("unknown source: error %v", err)
+	}
+}
+
+func TestCopyCheckedRefusesWrongBytes(t *testing.T) {
+	dir := t.TempDir()
+	src := writeFile(t, filepath.Join(dir, "src"), []byte("payload"))
+	sum := sha256.Sum256([]byte("payload"))
+	var progress bytes.Buffer
+	if err := copyChecked(src, filepath.Join(dir, "good"), hex.EncodeToString(sum[:]), &progress); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "good")); string(b) != "payload" {
+		t.Errorf("copied %q", b)
+	}
+	if !strings.Contains(progress.String(), "100%") {
+		t.Errorf("progress output %q has no 100%%", progress.String())
+	}
+	err := copyChecked(src, filepath.Join(dir, "bad"), strings.Repeat("0", 64), nil)
+	if err == nil || !strings.Contains(err.Error(), "SHA-256") {
+		t.Errorf("wrong sum: error %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); !os.IsNotExist(err) {
+		t.Error("a file with the wrong sum was left in place")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.part")); !os.IsNotExist(err) {
+		t.Error("the partial file was left in place")
+	}
+}
+
+func TestVerifyMNISTStyleRejectsSmallSets(t *testing.T) {
+	dir := t.TempDir()
+	writeMNISTDir(t, dir, synthetic(20, 1, 28, 28, 10), synthetic(10, 1, 28, 28, 10), true)
+	if err := VerifyMNISTStyle(dir); err == nil || !strings.Contains(err.Error(), "want") {
+		t.Errorf("20/10 images accepted as the full set: %v", err)
+	}
+}
+
+// TestFetchedDataIfPresent checks data fetched into the repository's
+// data/cache (git-ignored); it skips when nothing was fetched.
+func TestFetchedDataIfPresent(t *testing.T) {
+	for _, n := range Sources() {
+		dir := filepath.Join("..", "..", "data", "cache", n)
+		if _, err := os.Stat(dir); err != nil {
+			t.Logf("%s not fetched; skipping", n)
+			continue
+		}
+		if err := checkSums(dir, sources[n].sums); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+		if err := VerifyMNISTStyle(dir); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+}
