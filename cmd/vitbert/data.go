@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vitbert/vitbert/data/images"
+	"github.com/vitbert/vitbert/data/texts"
 )
 
 func init() {
@@ -17,6 +18,7 @@ func init() {
 const dataUsage = `Usage:
   vitbert data fetch NAME... [--dir DIR]   download datasets (NAME "all" fetches every one)
   vitbert data inspect PATH                 detect the format, print splits, shapes and counts
+                                            (PATH "default": the embedded data)
   vitbert data list                         list the datasets fetch knows`
 
 func runData(args []string) error {
@@ -35,6 +37,9 @@ func runData(args []string) error {
 	case "list":
 		for _, n := range images.Sources() {
 			fmt.Printf("%-16s image  %s\n", n, images.SourceInfo(n))
+		}
+		for _, n := range texts.Sources() {
+			fmt.Printf("%-16s text\n", n)
 		}
 		return nil
 	}
@@ -77,6 +82,10 @@ func dataFetch(args []string) error {
 			if err := images.Fetch(n, *dir, os.Stderr); err != nil {
 				return err
 			}
+		case dataContains(texts.Sources(), n):
+			if err := texts.Fetch(n, *dir, os.Stderr); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("unknown dataset %q: choose from %s or all", n, strings.Join(dataAllSources(), ", "))
 		}
@@ -85,7 +94,7 @@ func dataFetch(args []string) error {
 }
 
 func dataAllSources() []string {
-	return images.Sources()
+	return append(images.Sources(), texts.Sources()...)
 }
 
 func dataContains(list []string, s string) bool {
@@ -106,6 +115,16 @@ func dataInspect(args []string) error {
 	if len(paths) != 1 {
 		fs.Usage()
 		return errors.New("inspect takes one PATH")
+	}
+	if _, err := os.Stat(paths[0]); os.IsNotExist(err) && paths[0] == "default" {
+		train, test, err := images.Default()
+		if err != nil {
+			return err
+		}
+		fmt.Println("default: embedded image data (first images of Fashion-MNIST)")
+		images.Describe(train, os.Stdout)
+		images.Describe(test, os.Stdout)
+		return nil
 	}
 	ok, err := images.Inspect(paths[0], os.Stdout)
 	if err != nil {
