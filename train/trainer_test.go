@@ -500,4 +500,3 @@ func TestNonFiniteStepIsNotApplied(t *testing.T) {
 		}
 	}
 }
-
