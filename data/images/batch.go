@@ -111,6 +111,12 @@ func stdOr(s []float32) []float32 {
 	return s
 }
 
+// Dataset returns the dataset l reads.
+func (l *Loader) Dataset() *Dataset { return l.ds }
+
+// Config returns the configuration l was made with.
+func (l *Loader) Config() LoaderConfig { return l.cfg }
+
 // StepsPerEpoch is the number of batches in one epoch: N/B rounded down for
 // training, up for evaluation.
 func (l *Loader) StepsPerEpoch() int {

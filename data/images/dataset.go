@@ -70,6 +70,18 @@ func (d *Dataset) Validate() error {
 	return nil
 }
 
+// SetClasses replaces the class names, checking that every label still
+// names a class.
+func (d *Dataset) SetClasses(names []string) error {
+	for i, l := range d.Labels {
+		if int(l) >= len(names) {
+			return fmt.Errorf("dataset %s/%s: record %d: label %d has no name among %d classes", d.Name, d.Split, i, l, len(names))
+		}
+	}
+	d.Classes = append([]string(nil), names...)
+	return nil
+}
+
 // Subset returns the images at the given indices, in that order, as a new
 // dataset sharing nothing with d.
 func (d *Dataset) Subset(indices []int) (*Dataset, error) {

@@ -26,6 +26,10 @@ type Options struct {
 	Size, Channels int
 	// Coarse selects CIFAR-100's 20 coarse labels instead of the 100 fine ones.
 	Coarse bool
+	// Classes, when set, names the labels instead of the format's default
+	// (e.g. FashionMNISTClasses for an IDX folder whose path does not say
+	// "fashion").
+	Classes []string
 }
 
 // Detect returns the format of path and the splits it holds. An empty
@@ -131,6 +135,17 @@ func Open(path, split string) (*Dataset, error) { return OpenWith(path, split, O
 // single-split ImageFolder (root/class/image) answers any split with all its
 // images.
 func OpenWith(path, split string, opt Options) (*Dataset, error) {
+	ds, err := openWith(path, split, opt)
+	if err != nil || opt.Classes == nil {
+		return ds, err
+	}
+	if err := ds.SetClasses(opt.Classes); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+func openWith(path, split string, opt Options) (*Dataset, error) {
 	format, splits, err := Detect(path)
 	if err != nil {
 		return nil, err

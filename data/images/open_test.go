@@ -41,6 +41,13 @@ func TestDetectAndOpenEachFormat(t *testing.T) {
 			t.Errorf("Open(%s, %s): %v, N=%v, want %d", c.path, c.split, err, ds, c.n)
 		}
 	}
+	named, err := OpenWith(mnist, "train", Options{Classes: FashionMNISTClasses})
+	if err != nil || named.Classes[0] != "T-shirt/top" {
+		t.Errorf("Options.Classes not applied: %v %v", err, named)
+	}
+	if _, err := OpenWith(mnist, "train", Options{Classes: []string{"a", "b"}}); err == nil || !strings.Contains(err.Error(), "record 2: label 2 has no name") {
+		t.Errorf("too few class names: %v", err)
+	}
 	if format, _, err := Detect(notes); format != "" || err != nil {
 		t.Errorf("text folder detected as %q (%v)", format, err)
 	}

@@ -252,6 +252,15 @@ func (p Preprocess) fromFloat(f []float32, c, h, w int) ([]float32, error) {
 	if ch == 0 {
 		ch = c
 	}
+	// Resize the fewer channels: grey before repeating it, RGB after
+	// reducing it to grey.
+	var err error
+	if ch < c {
+		if f, err = ConvertChannels(f, c, h, w, ch); err != nil {
+			return nil, err
+		}
+		c = ch
+	}
 	if h != size || w != size {
 		f = Resize(f, c, h, w, size, size)
 	}

@@ -186,3 +186,15 @@ func TestPreprocessImage(t *testing.T) {
 	}
 	near(t, "2x2 grey -> 4x4 RGB", x, want, 1e-5)
 }
+
+func TestPreprocessRGBToGreyShrinks(t *testing.T) {
+	// A 2x2 RGB image reduced to one 1x1 grey channel: the luma of the
+	// mean colour (shrinking 2->1 weighs all four pixels equally).
+	ds := &Dataset{N: 1, C: 3, H: 2, W: 2, Labels: []int32{0}, Classes: []string{"x"},
+		Pixels: []uint8{0, 100, 100, 200, 255, 255, 255, 255, 0, 0, 0, 40}}
+	x, err := Preprocess{Size: 1, Channels: 1, Mean: []float32{0}, Std: []float32{1.0 / 255}}.Image(ds, 0, Augment{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "rgb 2x2 -> grey 1x1", x, []float32{0.299*100 + 0.587*255 + 0.114*10}, 1e-3)
+}
