@@ -1,12 +1,3 @@
-// Package train holds the training machinery of ViT-BERT: the losses
-// (cross-entropy, knowledge distillation, MSE), gradient masking between the
-// text and image losses, the AdamW optimiser with its learning-rate schedule,
-// the compiled training step and the training loop with resumable
-// checkpoints.
-//
-// Graph-building functions (the losses here, the step graph) follow GoMLX's
-// convention and panic on malformed shapes; the executor turns those panics
-// into errors returned by Trainer.Step.
 package train
 
 import (

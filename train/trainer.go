@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -364,10 +363,6 @@ func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 		return res, &NonFiniteError{Step: res.Step + 1, LossText: res.LossText, LossImage: res.LossImage,
 			HasText: hasText, HasImage: hasImage, GradNorm: res.GradNorm}
 	}
-	if !isFinite(res.LossText) || !isFinite(res.LossImage) {
-		return res, &NonFiniteError{Step: res.Step, LossText: res.LossText, LossImage: res.LossImage,
-			HasText: hasText, HasImage: hasImage, GradNorm: res.GradNorm}
-	}
 	if t.mask != nil {
 		steps := t.cfg.Mask.UpdateSteps()
 		if k := slices.Index(steps, res.Step); k >= 0 {
@@ -381,4 +376,5 @@ func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 	return res, nil
 }
 
-func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+// Close releases the compiled step. The store is left alone.
+func (t *Trainer) Close() { t.exec.Finalize() }
