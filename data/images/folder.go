@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,35 +28,58 @@ var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".gif
 // (grey) or 3 (RGB). Files that cannot be decoded, or that are not images,
 // are skipped and listed in Skipped with the reason; hidden files are ignored.
 func OpenImageFolder(dir string, size, channels int) (*Dataset, error) {
+	return openImageFolder(dir, size, channels, nil)
+}
+
+// classDirs lists the visible subfolders of dir, sorted.
+func classDirs(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image folder: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// openImageFolder reads dir with the given class list (nil: dir's
+// subfolders), so that the splits of one dataset share label numbers even
+// when a split lacks a class.
+func openImageFolder(dir string, size, channels int, classes []string) (*Dataset, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("image folder %s: size %d must be positive", dir, size)
 	}
 	if channels != 1 && channels != 3 {
 		return nil, fmt.Errorf("image folder %s: channels %d must be 1 or 3", dir, channels)
 	}
-	entries, err := os.ReadDir(dir)
+	present, err := classDirs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("image folder: %w", err)
+		return nil, err
 	}
-	var classes []string
+	if classes == nil {
+		classes = present
+	}
 	type item struct {
 		path  string
 		label int32
 	}
 	var items []item
 	var skipped []string
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
+	for _, name := range present {
+		label := int32(slices.Index(classes, name))
+		if label < 0 {
+			return nil, fmt.Errorf("image folder %s: class %q is not among %v", dir, name, classes)
 		}
-		files, err := os.ReadDir(filepath.Join(dir, e.Name()))
+		files, err := os.ReadDir(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("image folder: %w", err)
 		}
-		label := int32(len(classes))
-		classes = append(classes, e.Name())
 		for _, f := range files {
-			p := filepath.Join(dir, e.Name(), f.Name())
+			p := filepath.Join(dir, name, f.Name())
 			if strings.HasPrefix(f.Name(), ".") {
 				continue
 			}

@@ -43,7 +43,7 @@ func uniform(w, h int, c color.Color) *image.RGBA {
 	return img
 }
 
-// writeFolder writes root/train/{cat,dog} and root/test/cat.
+// writeFolder writes root/train/{cat,dog} and root/test/dog.
 func writeFolder(t *testing.T, root string) {
 	writeFile(t, filepath.Join(root, "train", "cat", "a.png"), pngBytes(t, stripes()))
 	writeFile(t, filepath.Join(root, "train", "cat", "b.png"), pngBytes(t, uniform(8, 8, color.RGBA{200, 10, 30, 255})))
@@ -59,7 +59,7 @@ func writeFolder(t *testing.T, root string) {
 	writeFile(t, filepath.Join(root, "train", "dog", "corrupt.png"), []byte("\x89PNG\r\n\x1a\nthis is not a png"))
 	writeFile(t, filepath.Join(root, "train", "dog", "notes.txt"), []byte("hello"))
 	writeFile(t, filepath.Join(root, "train", "dog", ".hidden.png"), []byte("ignored"))
-	writeFile(t, filepath.Join(root, "test", "cat", "d.png"), pngBytes(t, stripes()))
+	writeFile(t, filepath.Join(root, "test", "dog", "d.png"), pngBytes(t, stripes()))
 }
 
 func TestOpenImageFolderDecodesCropsAndSkips(t *testing.T) {
@@ -117,8 +117,11 @@ func TestOpenDetectsFolderSplits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ds.N != 1 || ds.Split != "test" || ds.Name != "pets" || len(ds.Classes) != 1 {
+	// The test split has only dogs, yet numbers classes as train does.
+	if ds.N != 1 || ds.Split != "test" || ds.Name != "pets" || len(ds.Classes) != 2 || ds.Classes[1] != "dog" {
 		t.Errorf("test split: N=%d split %q name %q classes %v", ds.N, ds.Split, ds.Name, ds.Classes)
+	} else if ds.Labels[0] != 1 {
+		t.Errorf("the test dog has label %d, want 1 as in train", ds.Labels[0])
 	}
 	if _, err := OpenWith(root, "val", Options{Size: 2}); err == nil || !strings.Contains(err.Error(), "not \"val\"") {
 		t.Errorf("missing split: error %v", err)

@@ -169,13 +169,27 @@ func openWith(path, split string, opt Options) (*Dataset, error) {
 			ch = 3
 		}
 		dir := path
+		var classes []string // nil: the folder's own subfolders
 		if !(len(splits) == 1 && splits[0] == "all") {
 			if split == "" || !contains(splits, split) {
 				return nil, fmt.Errorf("image folder %s has splits %s, not %q", path, strings.Join(splits, ", "), split)
 			}
 			dir = filepath.Join(path, split)
+			// Number the classes over all splits so labels agree between them.
+			for _, s := range splits {
+				names, err := classDirs(filepath.Join(path, s))
+				if err != nil {
+					return nil, err
+				}
+				for _, n := range names {
+					if !contains(classes, n) {
+						classes = append(classes, n)
+					}
+				}
+			}
+			sort.Strings(classes)
 		}
-		ds, err := OpenImageFolder(dir, size, ch)
+		ds, err := openImageFolder(dir, size, ch, classes)
 		if err != nil {
 			return nil, err
 		}
