@@ -16,6 +16,25 @@ import (
 // are copied into TextBatch.MLMLabels.
 //
 // The batcher calls it from its producer goroutine, one sequence at a time.
+// Masking lives here, not in Pack, so that every epoch draws new masks, as
+// RoBERTa's dynamic masking, instead of BERT's fixed duplicated copies. With
+// package text:
+//
+//	mask := func(epoch, index int, ids []int32) []int32 {
+//		rng := rand.New(rand.NewPCG(seed, uint64(epoch)<<32|uint64(index)))
+//		m := text.MaskSequence(ids, tok.IsSpecial, tok.VocabSize(), cfg, rng)
+//		labels := make([]int32, len(ids))
+//		for i := range labels {
+//			labels[i] = -100
+//		}
+//		for k, p := range m.Positions {
+//			if m.Weights[k] > 0 {
+//				labels[p] = m.Labels[k]
+//			}
+//		}
+//		copy(ids, m.Inputs)
+//		return labels
+//	}
 type MaskFunc func(epoch, index int, ids []int32) (labels []int32)
 
 // BatchOptions configures a Batcher.

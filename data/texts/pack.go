@@ -6,8 +6,14 @@ import (
 	"math/rand/v2"
 )
 
-// Vocab turns text into word-piece ids without special tokens. The WordPiece
-// tokenizer of package text provides this; tests use a toy vocabulary.
+// Vocab turns text into word-piece ids without special tokens. With the
+// WordPiece tokenizer of package text:
+//
+//	v := texts.VocabFunc(func(s string) []int32 {
+//		ids := tok.Encode(s).IDs // [CLS] … [SEP]
+//		return ids[1 : len(ids)-1]
+//	})
+//	sp := texts.Specials{CLS: tok.CLS(), SEP: tok.SEP(), PAD: tok.PAD()}
 type Vocab interface {
 	TokenIDs(s string) []int32
 }

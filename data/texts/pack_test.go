@@ -173,3 +173,53 @@ func TestEncodeTruncatesLongestFirst(t *testing.T) {
 		t.Errorf("single ids %v, want %v", s.IDs, want)
 	}
 }
+
+// wordVocab gives each distinct lower-cased word an id ≥ 10.
+func wordVocab() Vocab {
+	ids := map[string]int32{}
+	return VocabFunc(func(s string) []int32 {
+		var out []int32
+		for _, w := range strings.Fields(strings.ToLower(s)) {
+			id, ok := ids[w]
+			if !ok {
+				id = int32(len(ids) + 10)
+				ids[w] = id
+			}
+			out = append(out, id)
+		}
+		return out
+	})
+}
+
+func TestPackDefaultCorpusFillsSequences(t *testing.T) {
+	docs, err := DefaultCorpus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := 0
+	for _, d := range docs {
+		for _, s := range d.Sentences {
+			words += len(strings.Fields(s))
+		}
+	}
+	seqs, err := Pack(docs, wordVocab(), PackOptions{MaxLength: 128, Specials: sp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := 0
+	for _, s := range seqs {
+		if len(s.IDs) > 128 {
+			t.Fatalf("sequence of %d tokens", len(s.IDs))
+		}
+		tokens += len(s.IDs) - 2
+	}
+	// Single-sequence packing loses no token, and greedy packing of
+	// ~25-word sentences into 126 slots fills most of each sequence.
+	if tokens != words {
+		t.Errorf("packed %d tokens of %d words", tokens, words)
+	}
+	if fill := float64(tokens) / float64(126*len(seqs)); fill < 0.75 {
+		t.Errorf("sequences %.0f%% full, want ≥ 75%%", 100*fill)
+	}
+	t.Logf("%d documents, %d words → %d sequences of ≤128", len(docs), words, len(seqs))
+}
