@@ -126,12 +126,16 @@ func dataInspect(args []string) error {
 		images.Describe(test, os.Stdout)
 		return nil
 	}
-	ok, err := images.Inspect(paths[0], os.Stdout)
-	if err != nil {
+	if _, err := os.Stat(paths[0]); err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("%s: not a recognised dataset", paths[0])
+	ok, err := images.Inspect(paths[0], os.Stdout)
+	if ok || err != nil {
+		return err
 	}
-	return nil
+	ok, err = texts.Inspect(paths[0], os.Stdout)
+	if ok || err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: not a recognised image or text dataset", paths[0])
 }
