@@ -1,0 +1,224 @@
+// Package pretrain runs ViT-BERT pre-training: a BERT-style text teacher
+// (mode text: masked language modelling), a ViT-style image teacher (mode
+// image: classification), or the unified model on both tasks at once (mode
+// joint), with knowledge distillation from frozen teachers and gradient
+// masking of the shared encoder.
+package pretrain
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/train"
+)
+
+// Modes.
+const (
+	ModeText  = "text"
+	ModeImage = "image"
+	ModeJoint = "joint"
+)
+
+// Distill configures knowledge distillation for one task.
+type Distill struct {
+	// Teacher is a model directory (a vitbert run's OUT/model, or a Hugging
+	// Face checkpoint); empty disables distillation for the task.
+	Teacher string `json:"teacher"`
+	// Alpha weighs the soft term: (1−α)·CE + α·τ²·KL.
+	Alpha float64 `json:"alpha"`
+	// Tau is the temperature τ.
+	Tau float64 `json:"tau"`
+}
+
+// Data says where the training data comes from.
+type Data struct {
+	// Corpus is "embedded" (the built-in public-domain prose) or a list of
+	// .txt files or folders, comma-separated.
+	Corpus string `json:"corpus"`
+	// Images is "embedded" (the built-in Fashion-MNIST slice) or a path that
+	// `vitbert data inspect` recognises (IDX, CIFAR, ImageFolder).
+	Images string `json:"images"`
+	// MaskProb is BERT's masking rate.
+	MaskProb float64 `json:"mask_prob"`
+	// Augment: random crop with this padding (0: none) and horizontal flips.
+	CropPad int  `json:"crop_pad"`
+	Flip    bool `json:"flip"`
+}
+
+// Config is a whole pre-training run. Every field has a default from the
+// preset; a config file and flags override them.
+type Config struct {
+	Mode       string       `json:"mode"`
+	Preset     string       `json:"preset"`
+	Model      model.Config `json:"model"`
+	Steps      int          `json:"steps"`
+	TextBatch  int          `json:"text_batch"`
+	ImageBatch int          `json:"image_batch"`
+	Seed       int64        `json:"seed"`
+
+	Optimizer train.OptimizerConfig `json:"optimizer"`
+	Mask      train.MaskConfig      `json:"gradient_mask"`
+	// MaskSpan is the share of training over which the mask updates are
+	// spread, starting at MaskStart (both fractions of Steps); it sets
+	// Mask.StartStep/EndStep when those are zero.
+	MaskStart float64 `json:"mask_start"`
+	MaskSpan  float64 `json:"mask_span"`
+	// WarmupFrac sets Optimizer.WarmupSteps as a share of Steps when that is 0.
+	WarmupFrac float64 `json:"warmup_frac"`
+
+	DistillText  Distill `json:"distill_text"`
+	DistillImage Distill `json:"distill_image"`
+
+	Data Data `json:"data"`
+
+	CheckpointEvery int `json:"checkpoint_every"`
+	KeepCheckpoints int `json:"keep_checkpoints"`
+	LogEvery        int `json:"log_every"`
+}
+
+// Heads of the pre-training tasks.
+const (
+	MLMHead   = "mlm"
+	ImageHead = "image"
+)
+
+// Preset returns the configuration of a named preset: "tiny" trains in
+// minutes on two CPU cores (images 28×28 grey in 4×4 patches, texts of 64
+// tokens), "small" is four times wider, "base" is BERT-base / ViT-B/16.
+func Preset(name string) (Config, error) {
+	c := Config{
+		Mode: ModeJoint, Preset: name, Seed: 1,
+		Mask:      train.MaskConfig{FinalSparsity: 0.5, Increment: 0.1, Ranking: train.RankPerTensor},
+		MaskStart: 0.1, MaskSpan: 0.6, WarmupFrac: 0.1,
+		DistillText:  Distill{Alpha: 0.5, Tau: 2},
+		DistillImage: Distill{Alpha: 0.5, Tau: 2},
+		Data:         Data{Corpus: "embedded", Images: "embedded", MaskProb: 0.15},
+		LogEvery:     1, KeepCheckpoints: 2,
+	}
+	switch name {
+	case "tiny":
+		c.Model = model.Tiny()
+		c.Model.ImageSize, c.Model.Channels, c.Model.PatchSize = 28, 1, 4
+		c.Steps, c.TextBatch, c.ImageBatch = 300, 16, 16
+		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
+		c.Optimizer.LearningRate = 1e-3
+		c.CheckpointEvery = 100
+	case "small":
+		c.Model = model.Tiny()
+		c.Model.Hidden, c.Model.Layers, c.Model.MLP, c.Model.MaxTextLength = 256, 4, 1024, 128
+		c.Model.ImageSize, c.Model.Channels, c.Model.PatchSize = 28, 1, 4
+		c.Steps, c.TextBatch, c.ImageBatch = 2000, 32, 32
+		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
+		c.Optimizer.LearningRate = 5e-4
+		c.CheckpointEvery = 250
+	case "base":
+		c.Model = model.Base()
+		c.Steps, c.TextBatch, c.ImageBatch = 100000, 256, 256
+		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
+		c.Optimizer.LearningRate = 1e-4
+		c.CheckpointEvery = 2000
+		c.Data.CropPad, c.Data.Flip = 0, true
+	default:
+		return c, fmt.Errorf("unknown preset %q (want tiny, small or base)", name)
+	}
+	c.Optimizer.WarmupSteps = 0 // derived from WarmupFrac by Finish
+	return c, nil
+}
+
+// MaxPredictions is the fixed number of MLM positions per text: round(0.15·L).
+func (c *Config) MaxPredictions() int {
+	p := int(c.Data.MaskProb*float64(c.Model.MaxTextLength) + 0.5)
+	return max(p, 1)
+}
+
+// HasText and HasImage tell which tasks the mode trains.
+func (c *Config) HasText() bool  { return c.Mode == ModeText || c.Mode == ModeJoint }
+func (c *Config) HasImage() bool { return c.Mode == ModeImage || c.Mode == ModeJoint }
+
+// Finish derives the dependent settings (schedule horizon, mask span).
+func (c *Config) Finish() {
+	c.Optimizer.TotalSteps = c.Steps
+	if c.Optimizer.WarmupSteps == 0 {
+		c.Optimizer.WarmupSteps = int(c.WarmupFrac * float64(c.Steps))
+	}
+	if c.Mask.Enabled && c.Mask.StartStep == 0 && c.Mask.EndStep == 0 {
+		c.Mask.StartStep = int(c.MaskStart * float64(c.Steps))
+		c.Mask.EndStep = c.Mask.StartStep + int(c.MaskSpan*float64(c.Steps))
+	}
+	if !c.HasText() {
+		c.Model.VocabSize = 0
+	}
+	if !c.HasImage() {
+		c.Model.ImageSize = 0
+	}
+}
+
+// Validate checks the whole configuration.
+func (c *Config) Validate() error {
+	switch c.Mode {
+	case ModeText, ModeImage, ModeJoint:
+	default:
+		return fmt.Errorf("mode must be text, image or joint, got %q", c.Mode)
+	}
+	if c.Steps <= 0 {
+		return fmt.Errorf("steps must be positive, got %d", c.Steps)
+	}
+	if c.HasText() && c.TextBatch <= 0 || c.HasImage() && c.ImageBatch <= 0 {
+		return fmt.Errorf("batch sizes must be positive (text %d, image %d)", c.TextBatch, c.ImageBatch)
+	}
+	if c.Mask.Enabled && c.Mode != ModeJoint {
+		return fmt.Errorf("gradient masking splits the encoder between text and image: it needs mode joint, not %s", c.Mode)
+	}
+	for _, d := range []struct {
+		name string
+		d    Distill
+	}{{"distill_text", c.DistillText}, {"distill_image", c.DistillImage}} {
+		if d.d.Teacher == "" {
+			continue
+		}
+		if d.d.Alpha < 0 || d.d.Alpha > 1 || d.d.Tau <= 0 {
+			return fmt.Errorf("%s: alpha must be in [0,1] and tau positive (got %g, %g)", d.name, d.d.Alpha, d.d.Tau)
+		}
+	}
+	if c.DistillText.Teacher != "" && !c.HasText() || c.DistillImage.Teacher != "" && !c.HasImage() {
+		return fmt.Errorf("a teacher is set for a task that mode %s does not train", c.Mode)
+	}
+	if c.Data.MaskProb <= 0 || c.Data.MaskProb >= 1 {
+		return fmt.Errorf("data.mask_prob must be in (0,1), got %g", c.Data.MaskProb)
+	}
+	if err := c.Optimizer.Validate(); err != nil {
+		return err
+	}
+	if err := c.Mask.Validate(); err != nil {
+		return err
+	}
+	m := c.Model
+	m.TaskHeads = nil
+	if m.VocabSize == 0 && m.ImageSize == 0 {
+		return nil
+	}
+	return m.Validate()
+}
+
+// LoadFile overrides c with the fields present in a JSON config file.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// JSON returns the configuration as indented JSON.
+func (c *Config) JSON() string {
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return string(b)
+}

@@ -1,0 +1,184 @@
+package pretrain
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/vitbert/vitbert/data/images"
+	"github.com/vitbert/vitbert/data/texts"
+	"github.com/vitbert/vitbert/infer"
+	"github.com/vitbert/vitbert/text"
+)
+
+// labelPad marks tokens that are not predicted in the batcher's MLM labels.
+const labelPad = -1
+
+// TextData is the MLM side: packed sequences and their batcher, masked
+// afresh every epoch from (seed, epoch, sequence).
+type TextData struct {
+	Batcher *texts.Batcher
+	Tok     *text.Tokenizer
+	P       int // predictions per sequence
+}
+
+// LoadCorpus reads the corpus named in the config ("embedded" or paths).
+func LoadCorpus(spec string) ([]texts.Document, error) {
+	if spec == "" || spec == "embedded" {
+		return texts.DefaultCorpus()
+	}
+	return texts.ReadCorpus(texts.CorpusOptions{}, strings.Split(spec, ",")...)
+}
+
+// TokenIDs adapts a tokenizer to the packer: word pieces without specials.
+func TokenIDs(tok *text.Tokenizer) texts.Vocab {
+	return texts.VocabFunc(func(s string) []int32 {
+		ids := tok.Encode(s).IDs
+		return ids[1 : len(ids)-1]
+	})
+}
+
+// NewTextData packs the corpus into sequences of the model's length and
+// prepares MLM masking.
+func NewTextData(c *Config, tok *text.Tokenizer, docs []texts.Document) (*TextData, error) {
+	L := c.Model.MaxTextLength
+	seqs, err := texts.Pack(docs, TokenIDs(tok), texts.PackOptions{MaxLength: L, Seed: uint64(c.Seed)})
+	if err != nil {
+		return nil, err
+	}
+	if len(seqs) < c.TextBatch {
+		return nil, fmt.Errorf("the corpus packs into %d sequences of %d tokens, fewer than one batch of %d", len(seqs), L, c.TextBatch)
+	}
+	P := c.MaxPredictions()
+	mcfg := text.DefaultMaskConfig(tok.MASK(), P)
+	mcfg.Prob = c.Data.MaskProb
+	seed := uint64(c.Seed)
+	vocab := tok.VocabSize()
+	mask := func(epoch, index int, ids []int32) []int32 {
+		rng := rand.New(rand.NewPCG(seed^0x6d6c6d, uint64(epoch)<<32|uint64(index)))
+		m := text.MaskSequence(ids, tok.IsSpecial, vocab, mcfg, rng)
+		copy(ids, m.Inputs)
+		labels := make([]int32, len(ids))
+		for i := range labels {
+			labels[i] = labelPad
+		}
+		for k, p := range m.Positions {
+			if m.Weights[k] > 0 {
+				labels[p] = m.Labels[k]
+			}
+		}
+		return labels
+	}
+	b, err := texts.NewBatcher(seqs, texts.BatchOptions{BatchSize: c.TextBatch, MaxLength: L, PAD: tok.PAD(),
+		Seed: seed, Mask: mask, LabelPad: labelPad})
+	if err != nil {
+		return nil, err
+	}
+	return &TextData{Batcher: b, Tok: tok, P: P}, nil
+}
+
+// textInputs turns a batch into the model's text inputs: ids, segments,
+// attention mask [B, L]; MLM positions, labels, weights [B, P].
+func (d *TextData) textInputs(tb *texts.TextBatch) (ids, seg, mask, pos, lab [][]int32, w [][]float32) {
+	B, L := tb.B, tb.L
+	for r := range B {
+		ids = append(ids, tb.IDs[r*L:(r+1)*L])
+		seg = append(seg, tb.TypeIDs[r*L:(r+1)*L])
+		mask = append(mask, tb.Mask[r*L:(r+1)*L])
+		p, l, ww := make([]int32, d.P), make([]int32, d.P), make([]float32, d.P)
+		k := 0
+		for j, label := range tb.MLMLabels[r*L : (r+1)*L] {
+			if label != labelPad && k < d.P {
+				p[k], l[k], ww[k] = int32(j), label, 1
+				k++
+			}
+		}
+		pos, lab, w = append(pos, p), append(lab, l), append(w, ww)
+	}
+	return
+}
+
+// cursor is a resumable position in an endless sequence of epochs.
+type cursor struct {
+	Epoch, Step int
+}
+
+func (c *cursor) advance(stepsPerEpoch int) {
+	c.Step++
+	if c.Step >= stepsPerEpoch {
+		c.Epoch, c.Step = c.Epoch+1, 0
+	}
+}
+
+// Stream feeds the training loop: one text and/or one image batch per step,
+// with the teachers' logits when distilling. Its state is the two cursors:
+// every batch is a pure function of (seed, epoch, step), so a resumed run
+// sees exactly the batches of an uninterrupted one.
+type Stream struct {
+	Text         *TextData
+	Images       *images.Loader
+	TeacherText  *infer.Predictor
+	TeacherImage *infer.Predictor
+	TextHead     string // the teachers' head names
+	ImageHead    string
+
+	TextPos, ImagePos cursor
+}
+
+// State implements train.Stateful.
+func (s *Stream) State() (json.RawMessage, error) {
+	return json.Marshal(map[string]cursor{"text": s.TextPos, "image": s.ImagePos})
+}
+
+// Restore implements train.Stateful.
+func (s *Stream) Restore(state json.RawMessage) error {
+	var m map[string]cursor
+	if err := json.Unmarshal(state, &m); err != nil {
+		return fmt.Errorf("data stream state: %w", err)
+	}
+	s.TextPos, s.ImagePos = m["text"], m["image"]
+	return nil
+}
+
+func i32(rows [][]int32) *tensors.Tensor   { return tensors.FromValue(rows) }
+func f32(rows [][]float32) *tensors.Tensor { return tensors.FromValue(rows) }
+
+// Next returns the inputs of the next step in the order LossFn reads them.
+func (s *Stream) Next() ([]*tensors.Tensor, error) {
+	var out []*tensors.Tensor
+	if s.Text != nil {
+		tb, err := s.Text.Batcher.Batch(s.TextPos.Epoch, s.TextPos.Step)
+		if err != nil {
+			return nil, err
+		}
+		ids, seg, mask, pos, lab, w := s.Text.textInputs(tb)
+		out = append(out, i32(ids), i32(seg), i32(mask), i32(pos), i32(lab), f32(w))
+		if s.TeacherText != nil {
+			o, err := s.TeacherText.Text(s.TextHead, ids, seg, mask, pos)
+			if err != nil {
+				return nil, fmt.Errorf("text teacher: %w", err)
+			}
+			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
+		}
+		s.TextPos.advance(s.Text.Batcher.StepsPerEpoch())
+	}
+	if s.Images != nil {
+		ib, err := s.Images.Batch(s.ImagePos.Epoch, s.ImagePos.Step)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tensors.FromFlatDataAndDimensions(ib.Pixels, ib.B, ib.C, ib.H, ib.W),
+			tensors.FromFlatDataAndDimensions(ib.Labels, ib.B))
+		if s.TeacherImage != nil {
+			o, err := s.TeacherImage.Image(s.ImageHead, ib.Pixels, ib.B)
+			if err != nil {
+				return nil, fmt.Errorf("image teacher: %w", err)
+			}
+			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
+		}
+		s.ImagePos.advance(s.Images.StepsPerEpoch())
+	}
+	return out, nil
+}

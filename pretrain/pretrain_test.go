@@ -1,0 +1,141 @@
+package pretrain
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend"
+	"github.com/vitbert/vitbert/train"
+)
+
+// micro is a configuration small enough for tests: one block, D=32, texts
+// of 32 tokens, 28×28 grey images in 7×7 patches.
+func micro(t *testing.T, mode string, steps int) Config {
+	t.Helper()
+	c, err := Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Mode, c.Steps = mode, steps
+	c.Model.Hidden, c.Model.Layers, c.Model.Heads, c.Model.MLP = 32, 1, 2, 64
+	c.Model.MaxTextLength, c.Model.PatchSize = 32, 7
+	c.TextBatch, c.ImageBatch = 4, 4
+	c.CheckpointEvery, c.KeepCheckpoints = 0, 2
+	c.Optimizer.LearningRate = 3e-3
+	return c
+}
+
+func readMetrics(t *testing.T, dir string) []map[string]float64 {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, train.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rows []map[string]float64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var raw map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
+			t.Fatalf("metrics line %q: %v", sc.Text(), err)
+		}
+		row := map[string]float64{}
+		for k, v := range raw {
+			if x, ok := v.(float64); ok {
+				row[k] = x
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func run(t *testing.T, c Config, out string, opt Options) {
+	t.Helper()
+	opt.OutDir, opt.Quiet = out, true
+	if err := Run(context.Background(), compute.MustNew(), c, opt); err != nil {
+		t.Fatalf("%s run: %v", c.Mode, err)
+	}
+}
+
+func mean(rows []map[string]float64, key string) float64 {
+	s := 0.0
+	for _, r := range rows {
+		s += r[key]
+	}
+	return s / float64(len(rows))
+}
+
+// TestJointDistillMaskResume trains a text and an image teacher, then the
+// joint student with distillation from both and gradient masking; it checks
+// that the losses fall, the mask reaches β, and that a run stopped at a
+// checkpoint and resumed ends with the same losses as an uninterrupted one.
+func TestJointDistillMaskResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three small models")
+	}
+	dir := t.TempDir()
+	run(t, micro(t, ModeText, 8), filepath.Join(dir, "bert"), Options{})
+	run(t, micro(t, ModeImage, 8), filepath.Join(dir, "vit"), Options{})
+
+	c := micro(t, ModeJoint, 40)
+	c.DistillText.Teacher = filepath.Join(dir, "bert", ModelDir)
+	c.DistillImage.Teacher = filepath.Join(dir, "vit", ModelDir)
+	c.Mask.Enabled, c.Mask.FinalSparsity, c.Mask.Increment = true, 0.5, 0.25
+
+	full := filepath.Join(dir, "full")
+	run(t, c, full, Options{})
+	rows := readMetrics(t, full)
+	if len(rows) != 40 {
+		t.Fatalf("%d metrics lines, want 40", len(rows))
+	}
+	for _, key := range []string{"loss_text", "loss_image"} {
+		first, last := mean(rows[:8], key), mean(rows[32:], key)
+		if !(last < first) {
+			t.Errorf("%s did not fall: first 8 steps %.4f, last 8 %.4f", key, first, last)
+		}
+	}
+	if s := rows[len(rows)-1]["mask_sparsity"]; math.Abs(s-0.5) > 1e-3 {
+		t.Errorf("final mask sparsity %.4f, want β = 0.5", s)
+	}
+
+	resumed := filepath.Join(dir, "resumed")
+	run(t, c, resumed, Options{StopAfter: 17})
+	if _, err := os.Stat(filepath.Join(resumed, ModelDir)); err == nil {
+		t.Errorf("a stopped run wrote its final model")
+	}
+	run(t, c, resumed, Options{Resume: true})
+	again := readMetrics(t, resumed)
+	if len(again) != 40 {
+		t.Fatalf("resumed run has %d metrics lines, want 40", len(again))
+	}
+	for _, key := range []string{"loss_text", "loss_image", "mask_sparsity"} {
+		a, b := rows[39][key], again[39][key]
+		if rel := math.Abs(a-b) / math.Max(math.Abs(a), 1e-12); rel > 1e-5 {
+			t.Errorf("final %s: uninterrupted %.8g, resumed %.8g (relative difference %.2g)", key, a, b, rel)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	c := micro(t, ModeText, 10)
+	c.Mask.Enabled = true
+	c.Finish()
+	if err := c.Validate(); err == nil {
+		t.Error("gradient masking in text mode was accepted")
+	}
+	c = micro(t, "both", 10)
+	if err := c.Validate(); err == nil {
+		t.Error("unknown mode accepted")
+	}
+	c = micro(t, ModeJoint, 10)
+	if err := Run(context.Background(), compute.MustNew(), c, Options{OutDir: t.TempDir(), Quiet: true}); err != nil {
+		t.Fatal(err)
+	}
+}
