@@ -70,7 +70,8 @@ type PackOptions struct {
 // to the target length (MaxLength−3), split them at a random sentence
 // boundary into A and B, and with probability 0.5 (always when there is one
 // sentence) replace B by sentences from a random other document, putting
-// the unused sentences back. Over-long pairs are truncated one token at a
+// the unused sentences back (a corpus of one document draws that B from
+// the same document, as BERT does). Over-long pairs are truncated one token at a
 // time from the longer side, at its front or back at random.
 //
 // Packing happens once, so pairs stay fixed across epochs; masking is the
