@@ -118,9 +118,22 @@ func (c *Config) ImageEmbed(scope *mlmodel.Scope, pixels *Node) *Node {
 // Encode runs the shared encoder over x [B, S, D]. mask, if not nil, is a
 // bool [B, S] of the keys that may be attended (text padding).
 func (c *Config) Encode(scope *mlmodel.Scope, x, mask *Node) *Node {
+	return c.encode(scope, x, mask, nil)
+}
+
+// EncodeProbe is Encode that also returns, per block, the MLP's hidden
+// activations after the non-linearity, [B, S, MLP]: the "neurons" whose
+// activity the paper plots.
+func (c *Config) EncodeProbe(scope *mlmodel.Scope, x, mask *Node) (*Node, []*Node) {
+	var acts []*Node
+	out := c.encode(scope, x, mask, &acts)
+	return out, acts
+}
+
+func (c *Config) encode(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Node {
 	scope = scope.At(EncoderScope)
 	for i := range c.Layers {
-		x = c.block(scope.At("layer_%d", i), x, mask)
+		x = c.block(scope.At("layer_%d", i), x, mask, acts)
 	}
 	if c.Norm == PreNorm {
 		x = c.layerNorm(scope.At("final_norm"), x)
@@ -128,7 +141,7 @@ func (c *Config) Encode(scope *mlmodel.Scope, x, mask *Node) *Node {
 	return x
 }
 
-func (c *Config) block(scope *mlmodel.Scope, x, mask *Node) *Node {
+func (c *Config) block(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Node {
 	attend := func(h *Node) *Node {
 		mha := attention.SelfAttention(scope.At("attention"), h, c.Heads, c.Hidden/c.Heads).UseTransposedWeights(true)
 		if mask != nil {
@@ -142,6 +155,9 @@ func (c *Config) block(scope *mlmodel.Scope, x, mask *Node) *Node {
 	mlp := func(h *Node) *Node {
 		h = dense(scope.At("mlp_in"), h, c.MLP)
 		h = activation.Apply(mustActivation(c.Activation), h)
+		if acts != nil {
+			*acts = append(*acts, h)
+		}
 		h = dense(scope.At("mlp_out"), h, c.Hidden)
 		return c.dropout(scope.At("mlp_dropout"), h, c.Dropout)
 	}

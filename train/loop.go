@@ -90,6 +90,10 @@ type LoopConfig struct {
 	Quiet    bool
 	// CatchSignals makes SIGINT and SIGTERM save a checkpoint and stop.
 	CatchSignals bool
+	// OnStep, if set, is called after every step (after its metrics are
+	// written): for probes such as activation maps or mask snapshots. An
+	// error stops the run.
+	OnStep func(res *StepResult) error
 }
 
 // ErrInterrupted is returned by Run when it stopped on a signal or a
@@ -464,6 +468,11 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 			}
 			bar.Describe(strings.Join(desc, " "))
 			_ = bar.Set(step)
+		}
+		if l.cfg.OnStep != nil {
+			if err := l.cfg.OnStep(res); err != nil {
+				return fmt.Errorf("after step %d: %w", step, err)
+			}
 		}
 		if l.cfg.CheckpointEvery > 0 && step%l.cfg.CheckpointEvery == 0 {
 			if _, err := l.SaveCheckpoint(); err != nil {
