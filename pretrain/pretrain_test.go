@@ -90,7 +90,17 @@ func TestJointDistillMaskResume(t *testing.T) {
 	c.Mask.Enabled, c.Mask.FinalSparsity, c.Mask.Increment = true, 0.5, 0.25
 
 	full := filepath.Join(dir, "full")
-	run(t, c, full, Options{})
+	run(t, c, full, Options{ProbeSteps: ProbeSteps(40, 3)})
+	for _, f := range []string{ActivationsFile(0), ActivationsFile(20), ActivationsFile(40), MasksFile(1), MasksFile(2)} {
+		if _, err := os.Stat(filepath.Join(full, ProbeDir, f)); err != nil {
+			t.Errorf("probe missing: %v", err)
+		}
+	}
+	var acts Activations
+	b, _ := os.ReadFile(filepath.Join(full, ProbeDir, ActivationsFile(20)))
+	if err := json.Unmarshal(b, &acts); err != nil || len(acts.Text) != 1 || len(acts.Image) != 1 || len(acts.Text[0]) != 64 {
+		t.Errorf("activation map at step 20: %v, %d text and %d image layers", err, len(acts.Text), len(acts.Image))
+	}
 	rows := readMetrics(t, full)
 	if len(rows) != 40 {
 		t.Fatalf("%d metrics lines, want 40", len(rows))

@@ -32,6 +32,9 @@ type Options struct {
 	// StopAfter, if positive, ends the run (with a checkpoint) after that
 	// many steps, as an interruption would, without changing the schedule.
 	StopAfter int
+	// ProbeSteps, if set, are the steps at which activation maps are taken
+	// (step 0: before training); masks are snapshotted at every mask update.
+	ProbeSteps []int
 }
 
 // Setup is everything a run needs, built from a Config: exposed so the
@@ -165,7 +168,21 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 	if opt.StopAfter > 0 && opt.StopAfter < total {
 		total = opt.StopAfter
 	}
+	var onStep func(*train.StepResult) error
+	if len(opt.ProbeSteps) > 0 {
+		p, err := newProber(s, opt.OutDir, opt.ProbeSteps)
+		if err != nil {
+			return err
+		}
+		onStep = p.onStep
+		if cur, _ := s.Trainer.CurrentStep(); cur == 0 && p.steps[0] && !opt.Resume {
+			if err := p.activations(0); err != nil {
+				return err
+			}
+		}
+	}
 	loop, err := train.NewLoop(s.Trainer, s.Stream, train.LoopConfig{
+		OnStep: onStep,
 		OutDir: opt.OutDir, TotalSteps: total, CheckpointEvery: c.CheckpointEvery,
 		KeepCheckpoints: c.KeepCheckpoints, LogEvery: c.LogEvery, BatchSize: batch, RunConfig: c,
 		Progress: opt.Progress, Quiet: opt.Quiet, CatchSignals: opt.Signals,
