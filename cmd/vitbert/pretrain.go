@@ -149,6 +149,7 @@ func runPretrain(args []string) error {
 	out := fs.String("out", "", "run directory: metrics.jsonl, masks.jsonl, checkpoints/, model/ (required)")
 	resume := fs.Bool("resume", false, "continue from the latest checkpoint in --out")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	probes := fs.Int("probes", 0, "take activation maps at this many evenly spaced steps (and snapshot gradient masks), under OUT/probes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -168,7 +169,12 @@ func runPretrain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return pretrain.Run(ctx, backend, c, pretrain.Options{OutDir: *out, Resume: *resume, Quiet: *quiet})
+	opt := pretrain.Options{OutDir: *out, Resume: *resume, Quiet: *quiet}
+	if *probes > 1 {
+		c.Finish()
+		opt.ProbeSteps = pretrain.ProbeSteps(c.Steps, *probes)
+	}
+	return pretrain.Run(ctx, backend, c, opt)
 }
 
 func runConfig(args []string) error {
