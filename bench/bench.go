@@ -1,0 +1,453 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
+	"github.com/gomlx/gomlx/core/tensors"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
+	"github.com/gomlx/gomlx/support/exceptions"
+	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/pretrain"
+	"github.com/vitbert/vitbert/train"
+)
+
+// Special token ids of the bert-base-uncased vocabulary.
+const (
+	padID  = 0
+	clsID  = 101
+	sepID  = 102
+	maskID = 103
+)
+
+// Scopes of the frozen teachers in the benchmark's store.
+const (
+	TextTeacherScope  = "teacher_text"
+	ImageTeacherScope = "teacher_image"
+)
+
+// Gradient-mask variables (see train/gradmask.go): the mask of a shared
+// parameter lives at maskPrefix + its path, the switch at maskActivePath.
+const (
+	maskActivePath = "/gradmask/#active"
+	maskRatio      = 0.5
+)
+
+// Options of one benchmark.
+type Options struct {
+	Steps  int   // timed steps (≥ 1)
+	Warmup int   // untimed steps after the first (compiling) one
+	Seed   int64 // inputs, initialisation and masks
+}
+
+// Result of one (preset, mode).
+type Result struct {
+	Preset        string    `json:"preset"`
+	Mode          string    `json:"mode"`
+	Backend       string    `json:"backend"`
+	MedianMs      float64   `json:"median_ms"`
+	MinMs         float64   `json:"min_ms"`
+	MaxMs         float64   `json:"max_ms"`
+	SamplesPerSec float64   `json:"samples_per_s"`
+	GFLOP         float64   `json:"gflop_per_step"`
+	GFLOPs        float64   `json:"gflop_s"`
+	PeakRSSMB     float64   `json:"peak_rss_mb"`
+	CompileMs     float64   `json:"compile_ms"` // first step minus the median
+	FirstMs       float64   `json:"first_ms"`
+	Steps         int       `json:"steps"`
+	Warmup        int       `json:"warmup"`
+	TimesMs       []float64 `json:"times_ms,omitempty"`
+}
+
+// Batch is one step's random inputs.
+type Batch struct {
+	IDs, Segments, Mask    *tensors.Tensor // int32 [Bt, L]
+	Positions, Labels      *tensors.Tensor // int32 [Bt, P]
+	Weights                *tensors.Tensor // float32 [Bt, P]
+	Pixels                 *tensors.Tensor // float32 [Bi, C, H, W]
+	ImageLabels            *tensors.Tensor // int32 [Bi]
+	NumPadded, NumMaskedOK int             // padding tokens; masked positions that are real tokens
+}
+
+// NewBatch draws the inputs the reference draws: ids uniform in
+// [1000, 30000) (clipped to the vocabulary), [CLS] first, [SEP] last, up to
+// L/8 padding tokens at the end, two segments, P masked positions per text
+// among the real tokens replaced by [MASK] and labelled with the original
+// ids; normal pixels and uniform image labels.
+func (p *Preset) NewBatch(seed int64) *Batch {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x62656e6368))
+	Bt, L, P := p.TextBatch, p.TextLen, p.Predictions()
+	lo, hi := 1000, min(30000, p.Vocab)
+	ids := make([]int32, Bt*L)
+	seg := make([]int32, Bt*L)
+	mask := make([]int32, Bt*L)
+	pos := make([]int32, Bt*P)
+	lab := make([]int32, Bt*P)
+	w := make([]float32, Bt*P)
+	b := &Batch{}
+	maxPad := max(1, L/8)
+	for r := range Bt {
+		row := ids[r*L : (r+1)*L]
+		n := L - rng.IntN(maxPad+1)
+		for j := range row {
+			switch {
+			case j == 0:
+				row[j] = clsID
+			case j == n-1:
+				row[j] = sepID
+			case j >= n:
+				row[j] = padID
+			default:
+				row[j] = int32(lo + rng.IntN(hi-lo))
+			}
+			if j < n {
+				mask[r*L+j] = 1
+				if j >= n/2 {
+					seg[r*L+j] = 1
+				}
+			}
+		}
+		b.NumPadded += L - n
+		cand := rng.Perm(n - 2)[:P]
+		slices.Sort(cand)
+		for k, c := range cand {
+			j := 1 + c
+			pos[r*P+k], lab[r*P+k], w[r*P+k] = int32(j), row[j], 1
+			row[j] = maskID
+			if mask[r*L+j] == 1 {
+				b.NumMaskedOK++
+			}
+		}
+	}
+	px := make([]float32, p.ImageBatch*p.Channels*p.ImageSize*p.ImageSize)
+	for i := range px {
+		px[i] = float32(rng.NormFloat64())
+	}
+	il := make([]int32, p.ImageBatch)
+	for i := range il {
+		il[i] = int32(rng.IntN(p.Classes))
+	}
+	b.IDs = tensors.FromFlatDataAndDimensions(ids, Bt, L)
+	b.Segments = tensors.FromFlatDataAndDimensions(seg, Bt, L)
+	b.Mask = tensors.FromFlatDataAndDimensions(mask, Bt, L)
+	b.Positions = tensors.FromFlatDataAndDimensions(pos, Bt, P)
+	b.Labels = tensors.FromFlatDataAndDimensions(lab, Bt, P)
+	b.Weights = tensors.FromFlatDataAndDimensions(w, Bt, P)
+	b.Pixels = tensors.FromFlatDataAndDimensions(px, p.ImageBatch, p.Channels, p.ImageSize, p.ImageSize)
+	b.ImageLabels = tensors.FromFlatDataAndDimensions(il, p.ImageBatch)
+	return b
+}
+
+// createPrefixed declares the variables of model c under prefix in store,
+// with the model's initialisation, as frozen (non-trainable) variables.
+func createPrefixed(store *mlmodel.Store, c *model.Config, prefix string) {
+	normal := initializer.RandomNormalFn(store.RootScope(), model.InitStddev)
+	for _, v := range model.Variables(c) {
+		var init mlmodel.VariableInitializer
+		switch path.Base(v.Path) {
+		case "gain":
+			init = initializer.One
+		case "offset", "biases":
+			init = initializer.Zero
+		default:
+			init = normal
+		}
+		store.VariableWithShape("/"+prefix+v.Path, shapes.Make(dtypes.Float32, v.Shape...), init).SetTrainable(false)
+	}
+}
+
+// NewStore holds the student (at the root) and, for training modes, the two
+// frozen teachers under TextTeacherScope and ImageTeacherScope.
+func (p *Preset) NewStore(backend compute.Backend, teachers bool, seed int64) (*mlmodel.Store, error) {
+	sc := p.ModelConfig()
+	store := mlmodel.NewStore()
+	if err := store.SetRNGStateFromSeed(seed); err != nil {
+		return nil, err
+	}
+	if err := model.CreateVariables(store, &sc); err != nil {
+		return nil, err
+	}
+	if teachers {
+		tc, ic := p.TextTeacherConfig(), p.ImageTeacherConfig()
+		createPrefixed(store, &tc, TextTeacherScope)
+		createPrefixed(store, &ic, ImageTeacherScope)
+	}
+	if err := store.InitializeVariables(backend, nil); err != nil {
+		return nil, fmt.Errorf("initialising the benchmark model: %w", err)
+	}
+	return store, nil
+}
+
+// LossFn is pretrain.LossFn with the teachers' logits computed in the same
+// graph from the frozen teacher variables. Inputs: ids, segments, mask,
+// positions, labels, weights, pixels, image labels.
+func (p *Preset) LossFn() train.LossFn {
+	pc := p.PretrainConfig()
+	inner := pretrain.LossFn(&pc)
+	tc, ic := p.TextTeacherConfig(), p.ImageTeacherConfig()
+	return func(scope *mlmodel.Scope, g *Graph, in []*Node) train.Losses {
+		if len(in) != 8 {
+			exceptions.Panicf("benchmark step: got %d inputs, want 8", len(in))
+		}
+		ids, seg, mask, pos, lab, w, px, il := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7]
+		ts := scope.At(TextTeacherScope)
+		th, _ := tc.Head(pretrain.MLMHead)
+		zt := StopGradient(tc.HeadLogits(ts, th, model.GatherPositions(tc.EncodeText(ts, ids, seg, mask), pos)))
+		is := scope.At(ImageTeacherScope)
+		ih, _ := ic.Head(pretrain.ImageHead)
+		zi := StopGradient(ic.HeadLogits(is, ih, model.CLS(ic.EncodeImage(is, px))))
+		return inner(scope, g, []*Node{ids, seg, mask, pos, lab, w, zt, px, il, zi})
+	}
+}
+
+// stepper runs one step and waits for its result.
+type stepper interface {
+	step() error
+	close()
+}
+
+type trainStepper struct {
+	tr   *train.Trainer
+	args []*tensors.Tensor
+}
+
+func (s *trainStepper) step() error {
+	_, err := s.tr.Step(s.args...)
+	return err
+}
+func (s *trainStepper) close() { s.tr.Close() }
+
+type inferStepper struct {
+	exec *mlmodel.Exec
+	args []any
+}
+
+func (s *inferStepper) step() error {
+	outs, err := s.exec.Exec(s.args...)
+	if err != nil {
+		return err
+	}
+	// Reading one value makes sure the result is computed.
+	if _, err := tensors.CopyFlatData[float32](outs[0]); err != nil {
+		return err
+	}
+	return nil
+}
+func (s *inferStepper) close() { s.exec.Finalize() }
+
+// OptimizerConfig is the reference's AdamW: lr 1e-4 constant, β=(0.9, 0.999),
+// ε=1e-8, weight decay 0.01 on matrices only, clipping at global norm 1.
+func OptimizerConfig() train.OptimizerConfig {
+	c := train.DefaultOptimizerConfig(1 << 30)
+	c.WarmupSteps, c.Decay = 0, train.DecayConstant
+	return c
+}
+
+// NewStep builds (without compiling) the step of a mode.
+func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64) (stepper, *train.Trainer, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	b := p.NewBatch(seed + 1)
+	switch mode {
+	case ModeJoint, ModeGradMask:
+		store, err := p.NewStore(backend, true, seed)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg := train.Config{Optimizer: OptimizerConfig(), SharedPrefix: "/" + model.EncoderScope}
+		if mode == ModeGradMask {
+			// Updates scheduled far away: the step accumulates |∇L_txt| as in
+			// training, and the mask set by ForceMask is used as it is.
+			cfg.Mask = train.MaskConfig{Enabled: true, FinalSparsity: maskRatio, Increment: maskRatio,
+				StartStep: 1 << 29, EndStep: 1 << 30}
+		}
+		tr, err := train.NewTrainer(backend, store, p.LossFn(), cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &trainStepper{tr: tr, args: []*tensors.Tensor{b.IDs, b.Segments, b.Mask, b.Positions, b.Labels,
+			b.Weights, b.Pixels, b.ImageLabels}}, tr, nil
+	case ModeInferImage, ModeInferText:
+		store, err := p.NewStore(backend, false, seed)
+		if err != nil {
+			return nil, nil, err
+		}
+		c := p.ModelConfig()
+		var exec *mlmodel.Exec
+		var args []any
+		if mode == ModeInferImage {
+			h, _ := c.Head(pretrain.ImageHead)
+			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, px *Node) *Node {
+				return c.HeadLogits(scope, h, model.CLS(c.EncodeImage(scope, px)))
+			})
+			args = []any{b.Pixels}
+		} else {
+			h, _ := c.Head(pretrain.MLMHead)
+			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, ids, seg, mask, pos *Node) *Node {
+				return c.HeadLogits(scope, h, model.GatherPositions(c.EncodeText(scope, ids, seg, mask), pos))
+			})
+			args = []any{b.IDs, b.Segments, b.Mask, b.Positions}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return &inferStepper{exec: exec, args: args}, nil, nil
+	}
+	return nil, nil, fmt.Errorf("unknown mode %q (want %s)", mode, strings.Join(Modes, ", "))
+}
+
+// ForceMask sets every shared parameter's gradient mask to a random 0/1
+// tensor with a share ratio of zeros and switches masking on, as if the
+// schedule had made its updates. Call it after the first step has compiled
+// the graph (which creates the mask variables).
+func ForceMask(tr *train.Trainer, ratio float64, seed int64) error {
+	m := tr.Mask()
+	if m == nil {
+		return fmt.Errorf("gradient masking is not enabled in this trainer")
+	}
+	params := m.Params()
+	if len(params) == 0 {
+		return fmt.Errorf("gradient mask: no shared parameters (step not compiled yet?)")
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6d61736b))
+	for _, p := range params {
+		mv := m.MaskVariable(p)
+		if mv == nil {
+			return fmt.Errorf("gradient mask: no mask variable for %s", p.Path())
+		}
+		data := make([]float32, mv.Shape().Size())
+		for i := range data {
+			if rng.Float64() >= ratio {
+				data[i] = 1
+			}
+		}
+		if err := mv.SetValue(tensors.FromFlatDataAndDimensions(data, mv.Shape().Dimensions...)); err != nil {
+			return fmt.Errorf("setting the mask of %s: %w", p.Path(), err)
+		}
+	}
+	active := tr.Store().GetVariable(maskActivePath)
+	if active == nil {
+		return fmt.Errorf("gradient mask: no switch variable %s", maskActivePath)
+	}
+	if err := active.SetValue(tensors.FromScalar(float32(1))); err != nil {
+		return fmt.Errorf("switching the gradient mask on: %w", err)
+	}
+	return nil
+}
+
+// Run times one (preset, mode) on backend: a first step (graph building and
+// compilation included), opt.Warmup untimed steps, then opt.Steps timed ones.
+func Run(backend compute.Backend, p Preset, mode string, opt Options) (res *Result, err error) {
+	if opt.Steps < 1 || opt.Warmup < 0 {
+		return nil, fmt.Errorf("steps must be >= 1 and warm-up >= 0 (got %d, %d)", opt.Steps, opt.Warmup)
+	}
+	var runErr error
+	err = exceptions.TryCatch[error](func() {
+		res, runErr = run(backend, p, mode, opt)
+	})
+	if err == nil {
+		err = runErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("benchmark %s/%s: %w", p.Name, mode, err)
+	}
+	return res, nil
+}
+
+func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, error) {
+	s, tr, err := p.newStepper(backend, mode, opt.Seed)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	t0 := time.Now()
+	if err := s.step(); err != nil {
+		return nil, err
+	}
+	first := time.Since(t0)
+	if mode == ModeGradMask {
+		if err := ForceMask(tr, maskRatio, opt.Seed+2); err != nil {
+			return nil, err
+		}
+	}
+	for range opt.Warmup {
+		if err := s.step(); err != nil {
+			return nil, err
+		}
+	}
+	times := make([]float64, opt.Steps)
+	for i := range times {
+		t := time.Now()
+		if err := s.step(); err != nil {
+			return nil, err
+		}
+		times[i] = float64(time.Since(t).Microseconds()) / 1e3
+	}
+	sorted := slices.Clone(times)
+	sort.Float64s(sorted)
+	med := median(sorted)
+	flops := p.FLOPs(mode)
+	firstMs := float64(first.Microseconds()) / 1e3
+	return &Result{
+		Preset: p.Name, Mode: mode, Backend: backend.Name(),
+		MedianMs: round3(med), MinMs: sorted[0], MaxMs: sorted[len(sorted)-1],
+		SamplesPerSec: round3(float64(p.SamplesPerStep(mode)) / (med / 1e3)),
+		GFLOP:         round3(flops / 1e9),
+		GFLOPs:        round3(flops / (med / 1e3) / 1e9),
+		PeakRSSMB:     PeakRSSMB(),
+		CompileMs:     round3(max(0, firstMs-med)),
+		FirstMs:       firstMs,
+		Steps:         opt.Steps, Warmup: opt.Warmup, TimesMs: times,
+	}, nil
+}
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+// PeakRSSMB is the process's peak resident memory in MiB: VmHWM from
+// /proc/self/status, or getrusage's maxrss where that is missing.
+func PeakRSSMB() float64 {
+	if f, err := os.Open("/proc/self/status"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+				fields := strings.Fields(rest)
+				if len(fields) >= 1 {
+					if kb, err := strconv.ParseFloat(fields[0], 64); err == nil {
+						return round1(kb / 1024)
+					}
+				}
+			}
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		return round1(float64(ru.Maxrss) / 1024) // kilobytes on Linux
+	}
+	return 0
+}
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/vitbert/vitbert/bench"
+)
+
+func TestBenchCommand(t *testing.T) {
+	out, err := capture(t, runBench, "--preset", "micro", "--mode", "joint,infer-text", "--in-process",
+		"--json", "--steps", "1", "--warmup", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 JSON lines, got %q", out)
+	}
+	p, _ := bench.Lookup("micro")
+	for i, mode := range []string{"joint", "infer-text"} {
+		var r bench.Result
+		if err := json.Unmarshal([]byte(lines[i]), &r); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if r.Preset != "micro" || r.Mode != mode || !(r.MedianMs > 0) {
+			t.Errorf("line %d: %+v", i+1, r)
+		}
+		if want := p.FLOPs(mode) / 1e9; r.GFLOP != float64(int64(want*1000+0.5))/1000 {
+			t.Errorf("%s: %g GFLOP per step, want %g", mode, r.GFLOP, want)
+		}
+	}
+
+	out, err = capture(t, runBench, "--preset", "micro", "--mode", "gradmask", "--steps", "1", "--warmup", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "median_ms") || !strings.Contains(out, "micro  gradmask") {
+		t.Errorf("table output:\n%s", out)
+	}
+
+	for _, bad := range [][]string{
+		{"--preset", "huge"},
+		{"--mode", "train"},
+		{"--steps", "0"},
+		{"--preset", "micro", "--cpuprofile", "x.prof"},
+	} {
+		if _, err := capture(t, runBench, bad...); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
