@@ -1,0 +1,308 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/vitbert/vitbert/pretrain"
+)
+
+// TaskRef is a downstream task of the comparison.
+type TaskRef struct {
+	Name     string `json:"name"`     // as finetune knows it
+	Data     string `json:"data"`     // its data path ("" for built-in data)
+	Label    string `json:"label"`    // column title
+	Modality string `json:"modality"` // "text" or "image"
+}
+
+// Variant is one pre-training set-up of the comparison.
+type Variant struct {
+	Name     string
+	Mode     string // pretrain mode, "" for no pre-training
+	Distill  bool
+	Mask     bool
+	Alpha    float64 // distillation ratio (0: the preset's)
+	Tau      float64 // temperature (0: the preset's)
+	Beta     float64 // final mask sparsity (0: the preset's)
+	Ranking  string  // mask ranking ("" : the preset's)
+	Ablation string  // "", "distill" or "mask": which ablation table it belongs to
+}
+
+// Plan is a whole reproduction.
+type Plan struct {
+	Name          string          `json:"name"`
+	Pretrain      pretrain.Config `json:"pretrain"`
+	FinetuneSteps int             `json:"finetune_steps"`
+	FinetuneBatch int             `json:"finetune_batch"`
+	FinetuneLR    float64         `json:"finetune_lr"`
+	EvalEvery     int             `json:"eval_every"`
+	Seeds         []int           `json:"seeds"`
+	AblationSeeds []int           `json:"ablation_seeds"`
+	Tasks         []TaskRef       `json:"tasks"`
+	Ablations     bool            `json:"ablations"`
+	Probes        int             `json:"probes"`
+}
+
+// Main variants, in the order of the paper's table.
+func mainVariants() []Variant {
+	return []Variant{
+		{Name: "BERT (text only)", Mode: pretrain.ModeText},
+		{Name: "ViT (image only)", Mode: pretrain.ModeImage},
+		{Name: "joint", Mode: pretrain.ModeJoint},
+		{Name: "joint + KD", Mode: pretrain.ModeJoint, Distill: true},
+		{Name: "joint + GM", Mode: pretrain.ModeJoint, Mask: true},
+		{Name: "joint + KD + GM", Mode: pretrain.ModeJoint, Distill: true, Mask: true},
+		{Name: "from scratch"},
+	}
+}
+
+func ablationVariants() []Variant {
+	var vs []Variant
+	for _, a := range []float64{0.25, 0.5, 0.75, 1} {
+		for _, t := range []float64{1, 2, 4} {
+			if a == 0.5 && t == 2 {
+				continue // the main joint + KD run
+			}
+			if a != 0.5 && t != 2 {
+				continue // one knob at a time
+			}
+			vs = append(vs, Variant{Name: fmt.Sprintf("KD α=%g τ=%g", a, t), Mode: pretrain.ModeJoint, Distill: true, Alpha: a, Tau: t, Ablation: "distill"})
+		}
+	}
+	for _, b := range []float64{0.25, 0.75} {
+		vs = append(vs, Variant{Name: fmt.Sprintf("GM β=%g", b), Mode: pretrain.ModeJoint, Mask: true, Beta: b, Ablation: "mask"})
+	}
+	vs = append(vs, Variant{Name: "GM β=0.5, global ranking", Mode: pretrain.ModeJoint, Mask: true, Beta: 0.5, Ranking: "global", Ablation: "mask"})
+	return vs
+}
+
+// slug names a variant's folder.
+func slug(s string) string {
+	r := strings.NewReplacer(" + ", "-", " ", "-", "(", "", ")", "", "=", "", ",", "", "α", "a", "τ", "t", "β", "b")
+	return strings.ToLower(r.Replace(s))
+}
+
+// FinetuneFn fine-tunes modelDir ("" = from scratch with cfg's model) on a
+// task with a seed into outDir, and returns the task's metrics on the
+// evaluation split plus the name of the main metric. It must skip work
+// already complete in outDir.
+type FinetuneFn func(ctx context.Context, modelDir string, cfg *pretrain.Config, task TaskRef, seed int, steps int, outDir string) (metrics map[string]float64, main string, err error)
+
+// Cell is one fine-tuning result.
+type Cell struct {
+	Variant, Task string
+	Seed          int
+	Metrics       map[string]float64
+	Main          string
+	Dir           string
+}
+
+// Runner executes a plan into a directory.
+type Runner struct {
+	Plan     Plan
+	Out      string
+	Backend  compute.Backend
+	Finetune FinetuneFn
+	Log      io.Writer
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+}
+
+// pretrainDir is where a variant's pre-training run lives.
+func (r *Runner) pretrainDir(v Variant) string { return filepath.Join(r.Out, "pretrain", slug(v.Name)) }
+
+// config is the pre-training configuration of a variant.
+func (r *Runner) config(v Variant) pretrain.Config {
+	c := r.Plan.Pretrain
+	c.Mode = v.Mode
+	if v.Distill {
+		c.DistillText.Teacher = filepath.Join(r.pretrainDir(mainVariants()[0]), pretrain.ModelDir)
+		c.DistillImage.Teacher = filepath.Join(r.pretrainDir(mainVariants()[1]), pretrain.ModelDir)
+		if v.Alpha > 0 {
+			c.DistillText.Alpha, c.DistillImage.Alpha = v.Alpha, v.Alpha
+		}
+		if v.Tau > 0 {
+			c.DistillText.Tau, c.DistillImage.Tau = v.Tau, v.Tau
+		}
+	}
+	if v.Mask {
+		c.Mask.Enabled = true
+		if v.Beta > 0 {
+			c.Mask.FinalSparsity = v.Beta
+			c.Mask.Increment = min(c.Mask.Increment, v.Beta)
+		}
+		if v.Ranking != "" {
+			c.Mask.Ranking = trainRank(v.Ranking)
+		}
+	}
+	return c
+}
+
+// pretrainVariant runs (or resumes, or skips) a variant's pre-training.
+func (r *Runner) pretrainVariant(ctx context.Context, v Variant) error {
+	dir := r.pretrainDir(v)
+	if _, err := os.Stat(filepath.Join(dir, pretrain.ModelDir, "config.json")); err == nil {
+		r.logf("pre-training %-28s done already (%s)", v.Name, dir)
+		return nil
+	}
+	r.logf("pre-training %-28s → %s", v.Name, dir)
+	opt := pretrain.Options{OutDir: dir, Resume: true, Progress: r.Log, Quiet: r.Log == nil}
+	c := r.config(v)
+	if r.Plan.Probes > 1 && v.Mode == pretrain.ModeJoint {
+		c.Finish()
+		opt.ProbeSteps = pretrain.ProbeSteps(c.Steps, r.Plan.Probes)
+	}
+	return pretrain.Run(ctx, r.Backend, c, opt)
+}
+
+// Run executes every cell of the plan not yet complete, then writes the report.
+func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
+	if err := os.MkdirAll(r.Out, 0o755); err != nil {
+		return nil, err
+	}
+	b, _ := json.MarshalIndent(r.Plan, "", "  ")
+	if err := os.WriteFile(filepath.Join(r.Out, "plan.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	variants := mainVariants()
+	if r.Plan.Ablations {
+		variants = append(variants, ablationVariants()...)
+	}
+	for _, v := range variants {
+		if v.Mode == "" {
+			continue
+		}
+		if err := r.pretrainVariant(ctx, v); err != nil {
+			return nil, fmt.Errorf("pre-training %s: %w", v.Name, err)
+		}
+	}
+	var cells []Cell
+	for _, v := range variants {
+		seeds := r.Plan.Seeds
+		if v.Ablation != "" {
+			seeds = r.Plan.AblationSeeds
+		}
+		for _, t := range r.Plan.Tasks {
+			// The single-modality models have no tokenizer for the other side.
+			if v.Mode == pretrain.ModeText && t.Modality != "text" || v.Mode == pretrain.ModeImage && t.Modality != "image" {
+				continue
+			}
+			for _, seed := range seeds {
+				modelDir := ""
+				if v.Mode != "" {
+					modelDir = filepath.Join(r.pretrainDir(v), pretrain.ModelDir)
+				}
+				dir := filepath.Join(r.Out, "finetune", slug(v.Name), slug(t.Label), fmt.Sprintf("seed-%d", seed))
+				r.logf("fine-tuning %-28s on %-14s seed %d", v.Name, t.Label, seed)
+				c := r.config(v)
+				m, main, err := r.Finetune(ctx, modelDir, &c, t, seed, r.Plan.FinetuneSteps, dir)
+				if err != nil {
+					return nil, fmt.Errorf("fine-tuning %s on %s (seed %d): %w", v.Name, t.Label, seed, err)
+				}
+				cells = append(cells, Cell{Variant: v.Name, Task: t.Label, Seed: seed, Metrics: m, Main: main, Dir: dir})
+			}
+		}
+	}
+	if err := r.WriteReport(cells, variants); err != nil {
+		return cells, err
+	}
+	return cells, nil
+}
+
+// stat is mean ± sample standard deviation.
+func stat(xs []float64) (mean, std float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) > 1 {
+		for _, x := range xs {
+			std += (x - mean) * (x - mean)
+		}
+		std = math.Sqrt(std / float64(len(xs)-1))
+	}
+	return
+}
+
+// Table renders rows × tasks of the main metric, mean ± std over seeds, each
+// linking to its fine-tuning folder (relative to the report).
+func (r *Runner) Table(cells []Cell, variants []Variant, tasks []TaskRef) string {
+	var sb strings.Builder
+	sb.WriteString("| variant |")
+	for _, t := range tasks {
+		sb.WriteString(" " + t.Label + " |")
+	}
+	sb.WriteString("\n|---|")
+	for range tasks {
+		sb.WriteString("---|")
+	}
+	sb.WriteString("\n")
+	for _, v := range variants {
+		sb.WriteString("| " + v.Name + " |")
+		for _, t := range tasks {
+			var xs []float64
+			var dir, main string
+			for _, c := range cells {
+				if c.Variant == v.Name && c.Task == t.Label {
+					xs = append(xs, c.Metrics[c.Main])
+					dir, main = filepath.Dir(c.Dir), c.Main
+				}
+			}
+			if len(xs) == 0 {
+				sb.WriteString(" — |")
+				continue
+			}
+			m, s := stat(xs)
+			rel, _ := filepath.Rel(r.Out, dir)
+			cell := fmt.Sprintf("%.2f", 100*m)
+			if len(xs) > 1 {
+				cell += fmt.Sprintf(" ± %.2f", 100*s)
+			}
+			fmt.Fprintf(&sb, " [%s](%s/) |", cell, filepath.ToSlash(rel))
+			_ = main
+		}
+		sb.WriteString("\n")
+	}
+	return sb.String()
+}
+
+// Means returns variant → task → mean main metric.
+func Means(cells []Cell) map[string]map[string]float64 {
+	acc := map[string]map[string][]float64{}
+	for _, c := range cells {
+		if acc[c.Variant] == nil {
+			acc[c.Variant] = map[string][]float64{}
+		}
+		acc[c.Variant][c.Task] = append(acc[c.Variant][c.Task], c.Metrics[c.Main])
+	}
+	out := map[string]map[string]float64{}
+	for v, ts := range acc {
+		out[v] = map[string]float64{}
+		for t, xs := range ts {
+			out[v][t], _ = stat(xs)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,197 @@
+package report
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/vitbert/vitbert/train"
+)
+
+func trainRank(s string) train.RankScope { return train.RankScope(s) }
+
+// Command is the command line that made the report, written into it.
+var Command = ""
+
+func machine() string {
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				model = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores visible (%s/%s)", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+}
+
+// WriteReport writes report.md and its figures into the output directory.
+func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
+	var main, distill, mask []Variant
+	for _, v := range variants {
+		switch v.Ablation {
+		case "distill":
+			distill = append(distill, v)
+		case "mask":
+			mask = append(mask, v)
+		default:
+			main = append(main, v)
+		}
+	}
+	find := func(name string) Variant {
+		for _, v := range variants {
+			if v.Name == name {
+				return v
+			}
+		}
+		return Variant{}
+	}
+	var sb strings.Builder
+	p := r.Plan
+	fmt.Fprintf(&sb, "# ViT-BERT reproduction: %s\n\n", p.Name)
+	if Command != "" {
+		fmt.Fprintf(&sb, "Made by `%s` on %s, %s.\n\n", Command, machine(), time.Now().UTC().Format("2006-01-02"))
+	}
+	pc := p.Pretrain
+	fmt.Fprintf(&sb, "Pre-training: preset `%s`, %d layers, D=%d, %d heads, MLP %d; %d steps per variant with %d texts (%d tokens) + %d images (%d×%d×%d, patch %d) per step; corpus `%s`, images `%s`. "+
+		"Distillation α=%g, τ=%g; gradient masking β=%g, δ=%g, ranking %s. Fine-tuning: %d steps, batch %d, fresh 2-layer GELU head, seeds %v. "+
+		"Every number is the main metric of the task on its evaluation split (×100), mean ± sample std over seeds, and links to the folder of its runs (each with `result.json`, `eval.jsonl`, `metrics.jsonl`).\n\n",
+		pc.Preset, pc.Model.Layers, pc.Model.Hidden, pc.Model.Heads, pc.Model.MLP, pc.Steps, pc.TextBatch, pc.Model.MaxTextLength,
+		pc.ImageBatch, pc.Model.ImageSize, pc.Model.ImageSize, pc.Model.Channels, pc.Model.PatchSize, pc.Data.Corpus, pc.Data.Images,
+		pc.DistillText.Alpha, pc.DistillText.Tau, pc.Mask.FinalSparsity, pc.Mask.Increment, pc.Mask.Ranking,
+		p.FinetuneSteps, p.FinetuneBatch, p.Seeds)
+	fmt.Fprintf(&sb, "## Main table\n\n%s\n", r.Table(cells, main, p.Tasks))
+	var metrics []string
+	seen := map[string]bool{}
+	for _, c := range cells {
+		if !seen[c.Task] {
+			seen[c.Task] = true
+			metrics = append(metrics, fmt.Sprintf("%s: %s", c.Task, c.Main))
+		}
+	}
+	fmt.Fprintf(&sb, "Metrics: %s. The BERT row is fine-tuned on text tasks only and the ViT row on image tasks only: they are the separately trained references.\n\n", strings.Join(metrics, "; "))
+	sb.WriteString("### What the table says\n\n")
+	sb.WriteString(r.findings(cells, p.Tasks))
+	if len(distill) > 0 {
+		fmt.Fprintf(&sb, "\n## Distillation ratio and temperature\n\n%s\n", r.Table(cells, append([]Variant{find("joint + KD")}, distill...), p.Tasks))
+		sb.WriteString("`joint + KD` is α=0.5, τ=2. α=1 trains on the teachers' soft targets alone.\n")
+	}
+	if len(mask) > 0 {
+		fmt.Fprintf(&sb, "\n## Mask ratio β\n\n%s\n", r.Table(cells, append([]Variant{find("joint + GM")}, mask...), p.Tasks))
+		sb.WriteString("`joint + GM` is β=0.5 with per-tensor ranking; β is the share of shared-encoder parameters whose gradient is handed to the image task.\n")
+	}
+	sb.WriteString("\n## Figures\n\n")
+	figs, err := r.figures(variants)
+	if err != nil {
+		return err
+	}
+	sb.WriteString(figs)
+	sb.WriteString("\n## Runs\n\n| variant | pre-training run |\n|---|---|\n")
+	for _, v := range variants {
+		if v.Mode == "" {
+			continue
+		}
+		rel, _ := filepath.Rel(r.Out, r.pretrainDir(v))
+		fmt.Fprintf(&sb, "| %s | [%s](%s/) ([metrics](%s/metrics.jsonl)) |\n", v.Name, rel, rel, rel)
+	}
+	return os.WriteFile(filepath.Join(r.Out, "report.md"), []byte(sb.String()), 0o644)
+}
+
+// findings states, per task, how the pre-trained variants compare with
+// training from scratch and with the separately trained reference.
+func (r *Runner) findings(cells []Cell, tasks []TaskRef) string {
+	m := Means(cells)
+	var sb strings.Builder
+	for _, t := range tasks {
+		ref := "BERT (text only)"
+		if t.Modality == "image" {
+			ref = "ViT (image only)"
+		}
+		scratch, okS := m["from scratch"][t.Label]
+		refv, okR := m[ref][t.Label]
+		var parts []string
+		if okS && okR {
+			parts = append(parts, fmt.Sprintf("%s reaches %.2f against %.2f from scratch (%+.2f)", ref, 100*refv, 100*scratch, 100*(refv-scratch)))
+		}
+		for _, v := range []string{"joint", "joint + KD", "joint + GM", "joint + KD + GM"} {
+			x, ok := m[v][t.Label]
+			if !ok {
+				continue
+			}
+			s := fmt.Sprintf("%s %.2f", v, 100*x)
+			if okR {
+				d := 100 * (x - refv)
+				if d < 0 {
+					s += fmt.Sprintf(" (%.2f below %s)", -d, strings.Split(ref, " ")[0])
+				} else {
+					s += fmt.Sprintf(" (%.2f above %s)", d, strings.Split(ref, " ")[0])
+				}
+			}
+			if okS {
+				if x > scratch {
+					s += ", beats scratch"
+				} else {
+					s += ", does NOT beat scratch"
+				}
+			}
+			parts = append(parts, s)
+		}
+		fmt.Fprintf(&sb, "- **%s**: %s.\n", t.Label, strings.Join(parts, "; "))
+	}
+	return sb.String()
+}
+
+// figures draws the PNGs and returns their markdown.
+func (r *Runner) figures(variants []Variant) (string, error) {
+	var sb strings.Builder
+	figDir := filepath.Join(r.Out, "figures")
+	if err := os.MkdirAll(figDir, 0o755); err != nil {
+		return "", err
+	}
+	var textRuns, imageRuns []NamedRun
+	for _, v := range variants {
+		if v.Mode == "" || v.Ablation != "" {
+			continue
+		}
+		nr := NamedRun{Name: v.Name, Dir: r.pretrainDir(v)}
+		if v.Mode != "image" {
+			textRuns = append(textRuns, nr)
+		}
+		if v.Mode != "text" {
+			imageRuns = append(imageRuns, nr)
+		}
+	}
+	if err := LossFigure(filepath.Join(figDir, "loss_text.png"), "loss_text", "Pre-training MLM loss (with KD: the distillation loss)", textRuns); err != nil {
+		return "", err
+	}
+	if err := LossFigure(filepath.Join(figDir, "loss_image.png"), "loss_image", "Pre-training image loss (with KD: the distillation loss)", imageRuns); err != nil {
+		return "", err
+	}
+	sb.WriteString("Loss curves of pre-training (moving average; a KD run's loss includes its soft term, so its level is not comparable with plain cross-entropy):\n\n![text loss](figures/loss_text.png)\n![image loss](figures/loss_image.png)\n\n")
+	for _, v := range variants {
+		if !v.Mask || (v.Name != "joint + GM" && v.Ranking == "") {
+			continue
+		}
+		dir := r.pretrainDir(v)
+		name := slug(v.Name)
+		if err := SparsityFigure(filepath.Join(figDir, "sparsity_"+name+".png"), dir); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&sb, "Mask sparsity of every encoder block at every mask update, %s:\n\n![sparsity](figures/sparsity_%s.png)\n\n", v.Name, name)
+		if _, err := MaskFigure(filepath.Join(figDir, "masks_"+name+".png"), dir, r.Plan.Pretrain.Model.Layers, "mlp_in"); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&sb, "Gradient mask of the first MLP layer (rows: neurons, columns: inputs) of the first, middle and last blocks at several updates, %s. White keeps the text gradient, black hands the weight to images:\n\n![masks](figures/masks_%s.png)\n\n", v.Name, name)
+		if r.Plan.Probes > 1 {
+			if err := ActivationFigure(filepath.Join(figDir, "activations_"+name+".png"), dir); err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&sb, "Neuron activations (mean |GELU output| of every MLP neuron over a fixed batch) of every block at several training steps, for text and images, %s:\n\n![activations](figures/activations_%s.png)\n\n", v.Name, name)
+		}
+	}
+	return sb.String(), nil
+}
