@@ -1,0 +1,460 @@
+package finetune
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
+	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/data/images"
+	"github.com/vitbert/vitbert/data/texts"
+	"github.com/vitbert/vitbert/eval"
+	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/text"
+)
+
+// HeadName is the name of the downstream head that fine-tuning adds.
+const HeadName = "task"
+
+// Metrics maps metric names to values. A metric that is undefined (the
+// Pearson correlation of constant predictions) is NaN, written as null in
+// JSON.
+type Metrics map[string]float64
+
+// MarshalJSON writes NaN and infinities as null.
+func (m Metrics) MarshalJSON() ([]byte, error) {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			out[k] = nil
+		} else {
+			out[k] = v
+		}
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads null as NaN.
+func (m *Metrics) UnmarshalJSON(b []byte) error {
+	var raw map[string]*float64
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*m = make(Metrics, len(raw))
+	for k, v := range raw {
+		if v == nil {
+			(*m)[k] = math.NaN()
+		} else {
+			(*m)[k] = *v
+		}
+	}
+	return nil
+}
+
+// better reports whether metric value a beats b (NaN loses to anything).
+func better(a, b float64) bool {
+	if math.IsNaN(a) {
+		return false
+	}
+	return math.IsNaN(b) || a > b
+}
+
+// evalSet is one evaluation split, batched in order with the last batch padded.
+type evalSet struct {
+	split  string
+	suffix string // appended to the metric names ("" for the main split)
+	text   *texts.Batcher
+	images *images.Loader
+}
+
+// evaluator runs the task head over evaluation splits and scores them.
+//
+// The forward pass is compiled afresh for every evaluation: GoMLX's pure-Go
+// backend prefers constants for variables outside training, so a compiled
+// inference graph holds the weights it was built with and would not see later
+// training steps.
+type evaluator struct {
+	def     *taskDef
+	cfg     *model.Config
+	head    *model.HeadConfig
+	backend compute.Backend
+	store   *mlmodel.Store
+	exec    *mlmodel.Exec // of the evaluation in progress
+	sets    []evalSet
+}
+
+// newEvaluator prepares the evaluation of the task head on store's weights
+// (as they are when run is called).
+func newEvaluator(backend compute.Backend, store *mlmodel.Store, cfg *model.Config, def *taskDef) (*evaluator, error) {
+	h, ok := cfg.Head(HeadName)
+	if !ok {
+		return nil, fmt.Errorf("the model has no %q head", HeadName)
+	}
+	return &evaluator{def: def, cfg: cfg, head: h, backend: backend, store: store}, nil
+}
+
+// compile builds the forward pass on the current weights.
+func (e *evaluator) compile() error {
+	cfg, h := e.cfg, e.head
+	var err error
+	if e.def.Modality == "text" {
+		e.exec, err = mlmodel.NewExec(e.backend, e.store, func(scope *mlmodel.Scope, ids, seg, mask *graph.Node) *graph.Node {
+			return cfg.HeadLogits(scope, h, model.CLS(cfg.EncodeText(scope, ids, seg, mask)))
+		})
+	} else {
+		e.exec, err = mlmodel.NewExec(e.backend, e.store, func(scope *mlmodel.Scope, px *graph.Node) *graph.Node {
+			return cfg.HeadLogits(scope, h, model.CLS(cfg.EncodeImage(scope, px)))
+		})
+	}
+	if err != nil {
+		return err
+	}
+	e.exec = e.exec.WithName("Evaluate")
+	return nil
+}
+
+// addText prepares a text split for evaluation.
+func (e *evaluator) addText(split, suffix string, seqs []texts.Sequence, batch, L int, pad int32) error {
+	b, err := texts.NewBatcher(seqs, texts.BatchOptions{BatchSize: batch, MaxLength: L, PAD: pad, Ordered: true, KeepLast: true})
+	if err != nil {
+		return fmt.Errorf("split %s: %w", split, err)
+	}
+	e.sets = append(e.sets, evalSet{split: split, suffix: suffix, text: b})
+	return nil
+}
+
+// addImages prepares an image split for evaluation.
+func (e *evaluator) addImages(split, suffix string, ds *images.Dataset, batch int) error {
+	l, err := images.NewLoader(ds, images.LoaderConfig{BatchSize: batch, Size: e.cfg.ImageSize, Channels: e.cfg.Channels})
+	if err != nil {
+		return fmt.Errorf("split %s: %w", split, err)
+	}
+	e.sets = append(e.sets, evalSet{split: split, suffix: suffix, images: l})
+	return nil
+}
+
+func (e *evaluator) logits(inputs ...*tensors.Tensor) (vals []float32, k int, err error) {
+	args := make([]any, len(inputs))
+	for i, x := range inputs {
+		args[i] = x
+	}
+	var out []*tensors.Tensor
+	err = exceptions.TryCatch[error](func() {
+		var err error
+		if out, err = e.exec.Exec(args...); err != nil {
+			panic(err)
+		}
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("evaluation forward pass: %w", err)
+	}
+	vals, err = tensors.CopyFlatData[float32](out[0])
+	if err != nil {
+		return nil, 0, err
+	}
+	return vals, out[0].Shape().Dim(-1), nil
+}
+
+// outputs holds one split's predictions and gold values.
+type outputs struct {
+	predClass, goldClass []int
+	predScore, goldScore []float64
+}
+
+func (o *outputs) add(row []float32, regression bool, label int, score float64) {
+	if regression {
+		o.predScore = append(o.predScore, float64(row[0]))
+		o.goldScore = append(o.goldScore, score)
+		return
+	}
+	best := 0
+	for j, v := range row {
+		if v > row[best] {
+			best = j
+		}
+	}
+	o.predClass = append(o.predClass, best)
+	o.goldClass = append(o.goldClass, label)
+}
+
+func (e *evaluator) predict(s *evalSet) (*outputs, error) {
+	regression := e.def.Kind == model.HeadRegress
+	o := &outputs{}
+	if s.text != nil {
+		for step := range s.text.StepsPerEpoch() {
+			tb, err := s.text.Batch(0, step)
+			if err != nil {
+				return nil, err
+			}
+			vals, k, err := e.logits(textInputs(tb)...)
+			if err != nil {
+				return nil, err
+			}
+			for r := range tb.B {
+				if tb.Index[r] < 0 {
+					continue
+				}
+				o.add(vals[r*k:(r+1)*k], regression, int(tb.Labels[r]), float64(tb.Scores[r]))
+			}
+		}
+		return o, nil
+	}
+	for step := range s.images.StepsPerEpoch() {
+		ib, err := s.images.Batch(0, step)
+		if err != nil {
+			return nil, err
+		}
+		vals, k, err := e.logits(pixelInputs(ib))
+		if err != nil {
+			return nil, err
+		}
+		for r := range ib.B {
+			if ib.Weights[r] == 0 {
+				continue
+			}
+			o.add(vals[r*k:(r+1)*k], false, int(ib.Labels[r]), 0)
+		}
+	}
+	return o, nil
+}
+
+// run scores every prepared split.
+func (e *evaluator) run() (Metrics, error) {
+	if err := e.compile(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		e.exec.Finalize()
+		e.exec = nil
+	}()
+	m := Metrics{}
+	for i := range e.sets {
+		s := &e.sets[i]
+		o, err := e.predict(s)
+		if err != nil {
+			return nil, fmt.Errorf("evaluating split %s: %w", s.split, err)
+		}
+		for _, name := range e.def.Metrics {
+			var v float64
+			if e.def.Kind == model.HeadRegress {
+				v, err = eval.Regression(name, o.predScore, o.goldScore)
+			} else {
+				v, err = eval.Classification(name, o.predClass, o.goldClass)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("split %s: %s: %w", s.split, name, err)
+			}
+			m[name+s.suffix] = v
+		}
+	}
+	return m, nil
+}
+
+// MetaFile, written beside the weights of a fine-tuned model, records the
+// task and the evaluation settings, so that Evaluate reproduces the scores
+// fine-tuning reported.
+const MetaFile = "finetune.json"
+
+// Meta is the content of MetaFile.
+type Meta struct {
+	Task
+	Classes   []string `json:"classes,omitempty"`
+	MaxLength int      `json:"max_length,omitempty"`
+	EvalBatch int      `json:"eval_batch"`
+	Step      int      `json:"step"`
+	Metric    string   `json:"metric"`
+	Metrics   Metrics  `json:"metrics"`
+	From      string   `json:"from"` // the model fine-tuning started from
+}
+
+// ReadMeta reads dir/finetune.json.
+func ReadMeta(dir string) (*Meta, error) {
+	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	if err != nil {
+		return nil, err
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, MetaFile), err)
+	}
+	return &m, nil
+}
+
+// tokenizerFiles are copied with a model so that it keeps its vocabulary.
+var tokenizerFiles = []string{"tokenizer.json", "vocab.txt", "tokenizer_config.json"}
+
+// loadTokenizer takes the tokenizer in the model directory, else the
+// built-in bert-base-uncased one, and checks it against the model.
+func loadTokenizer(dir string, c *model.Config) (*text.Tokenizer, error) {
+	var tok *text.Tokenizer
+	var err error
+	if dir != "" && (fileExists(filepath.Join(dir, "tokenizer.json")) || fileExists(filepath.Join(dir, "vocab.txt"))) {
+		tok, err = text.Load(dir)
+	} else {
+		tok, err = text.Default()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() != c.VocabSize {
+		return nil, fmt.Errorf("the tokenizer has %d tokens but the model's vocabulary has %d (put the model's tokenizer.json or vocab.txt in its directory)", tok.VocabSize(), c.VocabSize)
+	}
+	return tok, nil
+}
+
+// textLength is the padded text length: the requested one, else 128, and
+// never more than the model's position table.
+func textLength(requested int, c *model.Config) (int, error) {
+	if requested > c.MaxTextLength {
+		return 0, fmt.Errorf("max length %d exceeds the model's position table (%d)", requested, c.MaxTextLength)
+	}
+	if requested > 0 {
+		return requested, nil
+	}
+	return min(128, c.MaxTextLength), nil
+}
+
+// checkSide reports a clear error when the model lacks the task's modality.
+func checkSide(c *model.Config, def *taskDef, dir string) error {
+	switch {
+	case def.Modality == "image" && !c.HasImage():
+		return fmt.Errorf("task %s is an image task but the model %s has no image side (it is text-only)", def.Name, dir)
+	case def.Modality == "text" && !c.HasText():
+		return fmt.Errorf("task %s is a text task but the model %s has no text side (it is image-only)", def.Name, dir)
+	}
+	return nil
+}
+
+// prepareEval reads the evaluation splits into ev.
+func prepareEval(ev *evaluator, td *taskData, splits []string, tok *text.Tokenizer, L, batch int) error {
+	for i, split := range splits {
+		suffix := ""
+		if i > 0 {
+			suffix = splitSuffix(split)
+		}
+		if td.def.Modality == "image" {
+			ds, err := td.loadImages(split, ev.cfg.ImageSize, ev.cfg.Channels)
+			if err != nil {
+				return err
+			}
+			if err := ev.addImages(split, suffix, ds, batch); err != nil {
+				return err
+			}
+			continue
+		}
+		s, err := td.loadTexts(split)
+		if err != nil {
+			return err
+		}
+		seqs, err := encodeTexts(tok, s, td.def.Pair, L)
+		if err != nil {
+			return err
+		}
+		if err := ev.addText(split, suffix, seqs, batch, L, tok.PAD()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Evaluate runs the fine-tuned model in modelDir (a Run's OUT/best) on a
+// split of a task and returns the task's metrics: accuracy; F1 and accuracy
+// for MRPC and QQP; MCC for CoLA; Pearson and Spearman for STS-B; accuracy
+// and F1 (positive class: label 1) for binary labelled text. An empty split
+// scores the task's evaluation splits (both of MNLI's, the mismatched one
+// with "_dev_mismatched" names), as fine-tuning did. An empty task name or
+// data path is taken from modelDir/finetune.json, as are the text length
+// and batch size, so the scores are those Run reported.
+func Evaluate(backend compute.Backend, modelDir string, task Task, split string) (Metrics, error) {
+	meta, err := ReadMeta(modelDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if meta == nil {
+		meta = &Meta{}
+	}
+	if task.Name == "" {
+		if meta.Name == "" {
+			return nil, fmt.Errorf("%s has no %s: name the task", modelDir, MetaFile)
+		}
+		task.Name = meta.Name
+	}
+	def, err := lookupTask(task.Name)
+	if err != nil {
+		return nil, err
+	}
+	if task.Data == "" && def.Name == meta.Name {
+		task.Data = meta.Data
+	}
+	m, err := checkpoint.LoadDir(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &m.Config
+	if err := checkSide(c, def, modelDir); err != nil {
+		return nil, err
+	}
+	h, ok := c.Head(HeadName)
+	if !ok {
+		return nil, fmt.Errorf("the model %s has no fine-tuned %q head (is it the OUT/best of vitbert finetune?)", modelDir, HeadName)
+	}
+	if h.Modality != def.Modality || h.Kind != def.Kind {
+		return nil, fmt.Errorf("the model %s was fine-tuned for a %s %s task, not %s", modelDir, h.Modality, h.Kind, def.Name)
+	}
+	td, err := openTask(task)
+	if err != nil {
+		return nil, err
+	}
+	splits := td.def.EvalSplits
+	if split != "" {
+		splits = []string{split}
+	}
+	batch := meta.EvalBatch
+	if batch <= 0 {
+		batch = 32
+	}
+	var tok *text.Tokenizer
+	L := 0
+	if def.Modality == "text" {
+		if tok, err = loadTokenizer(modelDir, c); err != nil {
+			return nil, err
+		}
+		if L, err = textLength(meta.MaxLength, c); err != nil {
+			return nil, err
+		}
+	}
+	store, err := m.NewStore(backend)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := newEvaluator(backend, store, c, td.def)
+	if err != nil {
+		return nil, err
+	}
+	if err := prepareEval(ev, td, splits, tok, L, batch); err != nil {
+		return nil, err
+	}
+	if td.classes != nil && def.Kind == model.HeadClassify && len(td.classes) != h.Outputs {
+		return nil, fmt.Errorf("task %s has %d classes but the model's head has %d outputs", def.Name, len(td.classes), h.Outputs)
+	}
+	return ev.run()
+}
+
+// SortedKeys lists the metric names in order.
+func (m Metrics) SortedKeys() []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,473 @@
+package finetune
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/vitbert/vitbert/data/images"
+	"github.com/vitbert/vitbert/data/texts"
+	"github.com/vitbert/vitbert/eval"
+	"github.com/vitbert/vitbert/model"
+)
+
+// Task names a downstream task and, for the tasks that are not built in,
+// where its data lives (a GLUE folder, an image data set, a labelled-text
+// TSV or folder).
+type Task struct {
+	Name string `json:"task"`
+	Data string `json:"data,omitempty"`
+}
+
+// Names of the tasks that are not GLUE tasks.
+const (
+	TaskEmbeddedImages = "embedded-images" // the built-in Fashion-MNIST slice (default)
+	TaskMNIST          = "mnist"
+	TaskFashionMNIST   = "fashion-mnist"
+	TaskCIFAR10        = "cifar10"
+	TaskCIFAR100       = "cifar100"
+	TaskImageFolder    = "imagefolder"
+	TaskEmbeddedText   = "embedded-text" // the built-in SpamAssassin ham/spam set
+	TaskLabelled       = "labelled"      // single-text classification from a TSV or class folders
+)
+
+// TaskNames lists every task name Run and Evaluate accept.
+func TaskNames() []string {
+	names := []string{TaskEmbeddedImages, TaskMNIST, TaskFashionMNIST, TaskCIFAR10, TaskCIFAR100, TaskImageFolder,
+		TaskEmbeddedText, TaskLabelled}
+	for _, t := range texts.GLUETasks() {
+		names = append(names, glueName(t))
+	}
+	return names
+}
+
+func glueName(t *texts.Task) string {
+	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(t.Name))
+}
+
+// HeldOutEvery: a data set that comes as one split (an ImageFolder of class
+// folders, a single labelled TSV) is split deterministically: every tenth
+// example (index ≡ 0 mod 10, in the reader's order) is held out for
+// evaluation, the rest is the training split.
+const HeldOutEvery = 10
+
+// taskDef is what fine-tuning needs to know of a task.
+type taskDef struct {
+	Name     string // canonical name
+	Modality string // "image" or "text"
+	Kind     string // model.HeadClassify or model.HeadRegress
+	Pair     bool   // text pairs (A, B)
+	// Metrics in report order; the first is the one that picks the best
+	// checkpoint.
+	Metrics []string
+	// EvalSplits are the splits scored during fine-tuning; the first one
+	// decides, the others are reported with a "_<split>" suffix.
+	EvalSplits []string
+	glue       *texts.Task
+	needsData  bool
+}
+
+// lookupTask resolves a task name.
+func lookupTask(name string) (*taskDef, error) {
+	n := strings.ToLower(strings.TrimSpace(name))
+	acc := []string{eval.MetricAccuracy}
+	img := func(canon string, data bool) *taskDef {
+		return &taskDef{Name: canon, Modality: "image", Kind: model.HeadClassify, Metrics: acc,
+			EvalSplits: []string{"test"}, needsData: data}
+	}
+	switch n {
+	case "", TaskEmbeddedImages, "embedded", "embedded-image":
+		return img(TaskEmbeddedImages, false), nil
+	case TaskMNIST:
+		return img(TaskMNIST, true), nil
+	case TaskFashionMNIST, "fashionmnist", "fashion_mnist":
+		return img(TaskFashionMNIST, true), nil
+	case TaskCIFAR10, "cifar-10":
+		return img(TaskCIFAR10, true), nil
+	case TaskCIFAR100, "cifar-100":
+		return img(TaskCIFAR100, true), nil
+	case TaskImageFolder, "image-folder":
+		return img(TaskImageFolder, true), nil
+	case TaskEmbeddedText, "embedded-texts", "spam":
+		return &taskDef{Name: TaskEmbeddedText, Modality: "text", Kind: model.HeadClassify,
+			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, EvalSplits: []string{"test"}}, nil
+	case TaskLabelled, "labeled":
+		// Metrics and eval split depend on the data (binary or not; which
+		// splits exist): see openLabelled.
+		return &taskDef{Name: TaskLabelled, Modality: "text", Kind: model.HeadClassify, Metrics: acc, needsData: true}, nil
+	}
+	gt, err := texts.LookupTask(n)
+	if err != nil {
+		return nil, fmt.Errorf("unknown task %q (want one of %s)", name, strings.Join(TaskNames(), ", "))
+	}
+	d := &taskDef{Name: glueName(gt), Modality: "text", Kind: model.HeadClassify, Pair: gt.Pair,
+		Metrics: gt.Metrics, EvalSplits: gt.EvalSplits, glue: gt, needsData: true}
+	if gt.Regression() {
+		d.Kind = model.HeadRegress
+	}
+	return d, nil
+}
+
+// mainMetric is the metric that picks the best checkpoint.
+func (d *taskDef) mainMetric() string { return d.Metrics[0] }
+
+type textSplit struct {
+	// A and B (for pairs) texts, with their gold label or score.
+	A, B   []string
+	Labels []int
+	Scores []float64
+	// Src names each example (file and line) for error messages.
+	Src []string
+}
+
+func (s *textSplit) Len() int { return len(s.A) }
+
+// taskData is a task's data: classes and one loader per split.
+type taskData struct {
+	def     *taskDef
+	classes []string // nil for regression; for images, set by loadImages
+	// openImages and openTexts read a split ("train", or one of the eval
+	// splits); images come at the model's size and channel count.
+	openImages func(split string, size, channels int) (*images.Dataset, error)
+	openTexts  func(split string) (*textSplit, error)
+	splits     []string // the splits that exist, for messages
+}
+
+func (t *taskData) numOutputs() int {
+	if t.def.Kind == model.HeadRegress {
+		return 1
+	}
+	return len(t.classes)
+}
+
+// openTask prepares the data of a task; no split is read yet except where
+// the classes can only be known by reading (labelled text).
+func openTask(task Task) (*taskData, error) {
+	def, err := lookupTask(task.Name)
+	if err != nil {
+		return nil, err
+	}
+	if def.needsData && task.Data == "" {
+		return nil, fmt.Errorf("task %s needs --data (a path to its data)", def.Name)
+	}
+	if def.needsData {
+		if _, err := os.Stat(task.Data); err != nil {
+			return nil, fmt.Errorf("task %s: data: %w", def.Name, err)
+		}
+	}
+	switch {
+	case def.glue != nil:
+		return openGLUE(def, task.Data)
+	case def.Name == TaskEmbeddedText:
+		train, test, err := texts.DefaultLabelled()
+		if err != nil {
+			return nil, err
+		}
+		return labelledData(def, train.Classes, map[string]*texts.Labelled{"train": train, "test": test}), nil
+	case def.Name == TaskLabelled:
+		return openLabelled(def, task.Data)
+	case def.Modality == "image":
+		return openImageTask(def, task.Data)
+	}
+	return nil, fmt.Errorf("task %s: no reader", def.Name)
+}
+
+func openGLUE(def *taskDef, dir string) (*taskData, error) {
+	gt := def.glue
+	td := &taskData{def: def, classes: gt.Labels, splits: gt.Splits}
+	td.openTexts = func(split string) (*textSplit, error) {
+		s, err := texts.ReadGLUE(dir, gt.Name, split, texts.GLUEOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if !s.Labelled {
+			return nil, fmt.Errorf("%s has no labels (GLUE test files are unlabelled): choose another split", s.Path)
+		}
+		out := &textSplit{}
+		for _, ex := range s.Examples {
+			out.A, out.B = append(out.A, ex.A), append(out.B, ex.B)
+			out.Labels, out.Scores = append(out.Labels, ex.Label), append(out.Scores, float64(ex.Score))
+			out.Src = append(out.Src, fmt.Sprintf("%s:%d", s.Path, ex.Line))
+		}
+		if out.Len() == 0 {
+			return nil, fmt.Errorf("%s holds no examples", s.Path)
+		}
+		return out, nil
+	}
+	return td, nil
+}
+
+// labelledData serves fixed splits of labelled text.
+func labelledData(def *taskDef, classes []string, splits map[string]*texts.Labelled) *taskData {
+	td := &taskData{def: def, classes: classes}
+	for s := range splits {
+		td.splits = append(td.splits, s)
+	}
+	sort.Strings(td.splits)
+	td.openTexts = func(split string) (*textSplit, error) {
+		l, ok := splits[split]
+		if !ok {
+			return nil, fmt.Errorf("task %s has splits %s, not %q", def.Name, strings.Join(td.splits, ", "), split)
+		}
+		out := &textSplit{A: l.Texts, B: make([]string, l.Len()), Labels: l.Labels, Scores: make([]float64, l.Len()), Src: l.Sources}
+		if out.Len() == 0 {
+			return nil, fmt.Errorf("task %s: split %s holds no examples", def.Name, split)
+		}
+		return out, nil
+	}
+	return td
+}
+
+// evalSplitNames are the names a held-out split may go by, in order of preference.
+var evalSplitNames = []string{"dev", "validation", "val", "test"}
+
+// openLabelled reads labelled text: a TSV file (split by HeldOutEvery), a
+// folder of train.tsv plus dev.tsv/validation.tsv/val.tsv/test.tsv, a folder
+// of split folders (root/<split>/<class>/*.txt) or of class folders
+// (root/<class>/*.txt, split by HeldOutEvery).
+func openLabelled(def *taskDef, path string) (*taskData, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	splits := map[string]*texts.Labelled{}
+	switch {
+	case !st.IsDir():
+		l, err := texts.ReadLabelledTSV(path, texts.LabelledOptions{})
+		if err != nil {
+			return nil, err
+		}
+		splits["train"], splits["dev"] = holdOutText(l)
+	case fileExists(filepath.Join(path, "train.tsv")):
+		tr, err := texts.ReadLabelledTSV(filepath.Join(path, "train.tsv"), texts.LabelledOptions{})
+		if err != nil {
+			return nil, err
+		}
+		splits["train"] = tr
+		for _, s := range evalSplitNames {
+			p := filepath.Join(path, s+".tsv")
+			if !fileExists(p) {
+				continue
+			}
+			// Fix the classes to the training split's so the ids agree.
+			if splits[s], err = texts.ReadLabelledTSV(p, texts.LabelledOptions{Classes: tr.Classes}); err != nil {
+				return nil, err
+			}
+		}
+		if len(splits) == 1 {
+			splits["train"], splits["dev"] = holdOutText(tr)
+		}
+	default:
+		dirs, err := subdirs(path)
+		if err != nil {
+			return nil, err
+		}
+		if contains(dirs, "train") {
+			if splits, err = texts.ReadLabelledSplits(path); err != nil {
+				return nil, err
+			}
+			if len(splits) == 1 {
+				splits["train"], splits["dev"] = holdOutText(splits["train"])
+			}
+		} else {
+			l, err := texts.ReadLabelledDir(path, texts.LabelledOptions{})
+			if err != nil {
+				return nil, err
+			}
+			splits["train"], splits["dev"] = holdOutText(l)
+		}
+	}
+	tr := splits["train"]
+	if tr == nil || tr.Len() == 0 {
+		return nil, fmt.Errorf("labelled data %s: no training examples", path)
+	}
+	if len(tr.Classes) < 2 {
+		return nil, fmt.Errorf("labelled data %s: %d class(es) %v, need at least 2", path, len(tr.Classes), tr.Classes)
+	}
+	d := *def
+	for _, s := range evalSplitNames {
+		if splits[s] != nil {
+			d.EvalSplits = []string{s}
+			break
+		}
+	}
+	if d.EvalSplits == nil {
+		return nil, fmt.Errorf("labelled data %s: no evaluation split (want one of %s beside train)", path, strings.Join(evalSplitNames, ", "))
+	}
+	if len(tr.Classes) == 2 {
+		d.Metrics = []string{eval.MetricAccuracy, eval.MetricF1}
+	}
+	return labelledData(&d, tr.Classes, splits), nil
+}
+
+// holdOutText splits one labelled set by HeldOutEvery.
+func holdOutText(l *texts.Labelled) (train, heldOut *texts.Labelled) {
+	train = &texts.Labelled{Classes: l.Classes}
+	heldOut = &texts.Labelled{Classes: l.Classes}
+	for i := range l.Texts {
+		dst := train
+		if i%HeldOutEvery == 0 {
+			dst = heldOut
+		}
+		dst.Texts = append(dst.Texts, l.Texts[i])
+		dst.Labels = append(dst.Labels, l.Labels[i])
+		dst.Sources = append(dst.Sources, l.Sources[i])
+	}
+	return train, heldOut
+}
+
+func openImageTask(def *taskDef, path string) (*taskData, error) {
+	td := &taskData{def: def, splits: []string{"train", "test"}}
+	if def.Name == TaskEmbeddedImages {
+		train, test, err := images.Default()
+		if err != nil {
+			return nil, err
+		}
+		td.classes = train.Classes
+		td.openImages = func(split string, _, _ int) (*images.Dataset, error) {
+			switch split {
+			case "train":
+				return train, nil
+			case "test":
+				return test, nil
+			}
+			return nil, fmt.Errorf("task %s has splits train, test, not %q", def.Name, split)
+		}
+		return td, nil
+	}
+	format, splits, err := images.Detect(path)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", def.Name, err)
+	}
+	want := map[string][]images.Format{
+		TaskMNIST:        {images.FormatIDX, images.FormatIDXFile},
+		TaskFashionMNIST: {images.FormatIDX, images.FormatIDXFile},
+		TaskCIFAR10:      {images.FormatCIFAR10},
+		TaskCIFAR100:     {images.FormatCIFAR100},
+		TaskImageFolder:  {images.FormatImageFolder},
+	}[def.Name]
+	ok := false
+	for _, f := range want {
+		ok = ok || f == format
+	}
+	if !ok {
+		got := string(format)
+		if got == "" {
+			got = "not an image data set"
+		}
+		return nil, fmt.Errorf("task %s: %s is %s, want %v", def.Name, path, got, want)
+	}
+	var opt images.Options
+	if def.Name == TaskFashionMNIST {
+		opt.Classes = images.FashionMNISTClasses
+	}
+	held := format == images.FormatImageFolder && len(splits) == 1 && splits[0] == "all"
+	if format == images.FormatImageFolder && !held {
+		td.splits = splits
+		if !contains(splits, "train") {
+			return nil, fmt.Errorf("task %s: image folder %s has splits %s but no train", def.Name, path, strings.Join(splits, ", "))
+		}
+		d := *def
+		d.EvalSplits = nil
+		for _, s := range append(append([]string(nil), evalSplitNames...), "valid") {
+			if contains(splits, s) {
+				d.EvalSplits = []string{s}
+				break
+			}
+		}
+		if d.EvalSplits == nil {
+			return nil, fmt.Errorf("task %s: image folder %s has no evaluation split (want test, val or dev beside train)", def.Name, path)
+		}
+		td.def = &d
+	}
+	if held {
+		d := *def
+		d.EvalSplits = []string{"test"}
+		td.def = &d
+	}
+	td.openImages = func(split string, size, channels int) (*images.Dataset, error) {
+		o := opt
+		o.Size, o.Channels = size, channels
+		if held {
+			if split != "train" && split != "test" {
+				return nil, fmt.Errorf("task %s: %s is one folder, split into train and test (every %dth image), not %q", def.Name, path, HeldOutEvery, split)
+			}
+			all, err := images.OpenWith(path, "all", o)
+			if err != nil {
+				return nil, err
+			}
+			var idx []int
+			for i := range all.N {
+				if (i%HeldOutEvery == 0) == (split == "test") {
+					idx = append(idx, i)
+				}
+			}
+			ds, err := all.Subset(idx)
+			if err != nil {
+				return nil, err
+			}
+			ds.Split = split
+			return ds, nil
+		}
+		return images.OpenWith(path, split, o)
+	}
+	// The classes are only known by opening a split: see loadImages.
+	return td, nil
+}
+
+// loadImages reads an image split at the model's size and channel count,
+// and takes the class names from it.
+func (t *taskData) loadImages(split string, size, channels int) (*images.Dataset, error) {
+	ds, err := t.openImages(split, size, channels)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: split %s: %w", t.def.Name, split, err)
+	}
+	if ds.N == 0 {
+		return nil, fmt.Errorf("task %s: split %s holds no images", t.def.Name, split)
+	}
+	if t.classes == nil {
+		t.classes = ds.Classes
+	} else if len(ds.Classes) != len(t.classes) {
+		return nil, fmt.Errorf("task %s: split %s has %d classes, the task %d", t.def.Name, split, len(ds.Classes), len(t.classes))
+	}
+	return ds, nil
+}
+
+// loadTexts reads a text split.
+func (t *taskData) loadTexts(split string) (*textSplit, error) {
+	s, err := t.openTexts(split)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: split %s: %w", t.def.Name, split, err)
+	}
+	return s, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+func subdirs(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
