@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/vitbert/vitbert/finetune"
+)
+
+func init() {
+	register("finetune", "fine-tune a pre-trained model (or one from scratch) on a downstream image or text task", runFinetune)
+}
+
+func runFinetune(args []string) error {
+	fs := newFlags("finetune", "--model DIR|scratch --task NAME [--data PATH] --out DIR [flags]")
+	def := finetune.DefaultConfig()
+	modelDir := fs.String("model", "", "model directory (vitbert pretrain's OUT/model, or a Hugging Face BERT/ViT checkpoint), or \"scratch\" (required)")
+	from := fs.String("from", "", "same as --model")
+	task := fs.String("task", finetune.TaskEmbeddedImages, "task: "+strings.Join(finetune.TaskNames(), ", "))
+	data := fs.String("data", "", "the task's data: GLUE folder, image data set, labelled TSV or folder (not needed for the embedded tasks)")
+	out := fs.String("out", "", "run directory: best/, eval.jsonl, result.json, metrics.jsonl (required)")
+	preset := fs.String("preset", def.Preset, "model size of a scratch run: tiny, small or base")
+	steps := fs.Int("steps", def.Steps, "training steps")
+	batch := fs.Int("batch", def.Batch, "examples per step")
+	evalBatch := fs.Int("eval-batch", def.EvalBatch, "examples per evaluation batch")
+	lr := fs.Float64("lr", def.Optimizer.LearningRate, "peak learning rate (AdamW)")
+	warmup := fs.Float64("warmup-frac", def.WarmupFrac, "share of the steps spent warming up; linear decay follows")
+	wd := fs.Float64("weight-decay", def.Optimizer.WeightDecay, "AdamW weight decay (biases and LayerNorm excluded)")
+	dropout := fs.Float64("dropout", def.Dropout, "dropout rate (negative keeps the model's)")
+	evalEvery := fs.Int("eval-every", def.EvalEvery, "evaluate every N steps (0: only at the end)")
+	patience := fs.Int("patience", 0, "stop after N evaluations without improvement (0: never)")
+	seed := fs.Int64("seed", def.Seed, "seed for the head's initialisation, data order and dropout")
+	maxLen := fs.Int("max-length", 0, "text length in tokens (0: 128, at most the model's position table)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *modelDir != "" && *from != "" && *modelDir != *from {
+		return fmt.Errorf("--model %q and --from %q disagree", *modelDir, *from)
+	}
+	if *modelDir == "" {
+		*modelDir = *from
+	}
+	if *modelDir == "" {
+		return fmt.Errorf("--model is required (a model directory, or %q for the no-pre-training baseline)", finetune.Scratch)
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+	c := def
+	c.Model, c.Preset = *modelDir, *preset
+	c.Task = finetune.Task{Name: *task, Data: *data}
+	c.Steps, c.Batch, c.EvalBatch, c.MaxLength = *steps, *batch, *evalBatch, *maxLen
+	c.Optimizer.LearningRate, c.Optimizer.WeightDecay, c.WarmupFrac = *lr, *wd, *warmup
+	c.Dropout, c.EvalEvery, c.Patience, c.Seed = *dropout, *evalEvery, *patience, *seed
+	backend, err := newBackend()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := finetune.Run(ctx, backend, c, finetune.Options{OutDir: *out, Quiet: *quiet})
+	if res != nil {
+		fmt.Printf("%s: best %s %.4f at step %d of %d on the %s split", res.Task, res.Metric, res.Metrics[res.Metric], res.Step, res.StepsRun, res.Split)
+		if res.EarlyStopped {
+			fmt.Printf(" (stopped early)")
+		}
+		fmt.Println()
+		for _, k := range res.Metrics.SortedKeys() {
+			fmt.Printf("  %-24s %.4f\n", k, res.Metrics[k])
+		}
+		fmt.Printf("model: %s\n", res.BestDir)
+	}
+	return err
+}
