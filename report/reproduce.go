@@ -53,7 +53,8 @@ type Plan struct {
 }
 
 // Main variants, in the order of the paper's table.
-func mainVariants() []Variant {
+// MainVariants are the rows of the main table.
+func MainVariants() []Variant {
 	return []Variant{
 		{Name: "BERT (text only)", Mode: pretrain.ModeText},
 		{Name: "ViT (image only)", Mode: pretrain.ModeImage},
@@ -129,8 +130,8 @@ func (r *Runner) config(v Variant) pretrain.Config {
 	c := r.Plan.Pretrain
 	c.Mode = v.Mode
 	if v.Distill {
-		c.DistillText.Teacher = filepath.Join(r.pretrainDir(mainVariants()[0]), pretrain.ModelDir)
-		c.DistillImage.Teacher = filepath.Join(r.pretrainDir(mainVariants()[1]), pretrain.ModelDir)
+		c.DistillText.Teacher = filepath.Join(r.pretrainDir(MainVariants()[0]), pretrain.ModelDir)
+		c.DistillImage.Teacher = filepath.Join(r.pretrainDir(MainVariants()[1]), pretrain.ModelDir)
 		if v.Alpha > 0 {
 			c.DistillText.Alpha, c.DistillImage.Alpha = v.Alpha, v.Alpha
 		}
@@ -177,7 +178,7 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 	if err := os.WriteFile(filepath.Join(r.Out, "plan.json"), append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
-	variants := mainVariants()
+	variants := MainVariants()
 	if r.Plan.Ablations {
 		variants = append(variants, ablationVariants()...)
 	}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/vitbert/vitbert/report"
+)
+
+func init() {
+	register("reproduce", "run the paper's comparison (teachers, joint variants, fine-tuning, ablations) and write report.md", runReproduce)
+	register("demo", "the main job: a cut-down reproduction on the built-in data, printing the table", runDemo)
+}
+
+func runReproduce(args []string) error {
+	fs := newFlags("reproduce", "--preset demo|tiny --out DIR [--data DIR] [--seeds 1,2,3] [--no-ablations]")
+	preset := fs.String("preset", "demo", "demo (built-in data, minutes) or tiny (real data from 'vitbert data fetch all', about an hour on 2 cores)")
+	out := fs.String("out", "", "output folder: pretrain/, finetune/, figures/, report.md (required); rerun to continue an interrupted reproduction")
+	dataDir := fs.String("data", "data/cache", "folder of the fetched data sets (tiny preset)")
+	seeds := fs.String("seeds", "", "comma-separated fine-tuning seeds (default: the preset's)")
+	noAbl := fs.Bool("no-ablations", false, "skip the distillation and mask-ratio ablations")
+	steps := fs.Int("pretrain-steps", 0, "pre-training steps per variant (default: the preset's)")
+	ftSteps := fs.Int("finetune-steps", 0, "fine-tuning steps per cell (default: the preset's)")
+	quiet := fs.Bool("quiet", false, "no progress bars")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+	plan, err := report.PlanPreset(*preset, *dataDir)
+	if err != nil {
+		return err
+	}
+	if *seeds != "" {
+		plan.Seeds = nil
+		for _, s := range strings.Split(*seeds, ",") {
+			var v int
+			if _, err := fmt.Sscan(strings.TrimSpace(s), &v); err != nil {
+				return fmt.Errorf("--seeds: %q is not a number", s)
+			}
+			plan.Seeds = append(plan.Seeds, v)
+		}
+	}
+	if *noAbl {
+		plan.Ablations = false
+	}
+	if *steps > 0 {
+		plan.Pretrain.Steps = *steps
+	}
+	if *ftSteps > 0 {
+		plan.FinetuneSteps = *ftSteps
+	}
+	return reproduce(plan, *out, *quiet, "vitbert "+strings.Join(append([]string{"reproduce"}, args...), " "))
+}
+
+func reproduce(plan report.Plan, out string, quiet bool, command string) error {
+	backend, err := newBackend()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	report.Command = command
+	var progress io.Writer = os.Stderr
+	if quiet {
+		progress = nil
+	}
+	r := &report.Runner{Plan: plan, Out: out, Backend: backend, Log: os.Stderr}
+	r.Finetune = report.Finetuner(backend, &plan, progress)
+	cells, err := r.Run(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%s\nReport: %s/report.md\n", r.Table(cells, report.MainVariants(), plan.Tasks), out)
+	return nil
+}
+
+func runDemo(args []string) error {
+	fs := newFlags("demo", "[--out DIR]")
+	out := fs.String("out", "runs/demo", "output folder (rerun continues where it stopped)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	plan, err := report.PlanPreset("demo", "")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "vitbert demo: pre-training a text teacher, an image teacher and four joint variants (%d steps each) on the built-in data, then fine-tuning each on Fashion-MNIST and SpamAssassin; results in %s\n", plan.Pretrain.Steps, *out)
+	return reproduce(plan, *out, false, "vitbert demo")
+}

@@ -1,0 +1,94 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/gomlx/compute"
+	"github.com/vitbert/vitbert/finetune"
+	"github.com/vitbert/vitbert/pretrain"
+)
+
+// Finetuner returns the FinetuneFn that runs vitbert's fine-tuning: a cell
+// whose result.json exists is read back, not run again; a cell interrupted
+// before its result starts over.
+func Finetuner(backend compute.Backend, plan *Plan, progress io.Writer) FinetuneFn {
+	return func(ctx context.Context, modelDir string, cfg *pretrain.Config, task TaskRef, seed, steps int, outDir string) (map[string]float64, string, error) {
+		resultPath := filepath.Join(outDir, finetune.ResultFile)
+		if b, err := os.ReadFile(resultPath); err == nil {
+			var res finetune.Result
+			if err := json.Unmarshal(b, &res); err != nil {
+				return nil, "", fmt.Errorf("%s: %w", resultPath, err)
+			}
+			return res.Metrics, res.Metric, nil
+		}
+		if err := os.RemoveAll(outDir); err != nil {
+			return nil, "", err
+		}
+		fc := finetune.DefaultConfig()
+		if modelDir == "" {
+			fc.Model = finetune.Scratch
+			mc := cfg.Model
+			mc.TaskHeads = nil
+			fc.ModelConfig = &mc
+		} else {
+			fc.Model = modelDir
+		}
+		fc.Task = finetune.Task{Name: task.Name, Data: task.Data}
+		fc.Steps, fc.Seed = steps, int64(seed)
+		if plan.FinetuneBatch > 0 {
+			fc.Batch = plan.FinetuneBatch
+		}
+		if plan.FinetuneLR > 0 {
+			fc.Optimizer.LearningRate = plan.FinetuneLR
+		}
+		fc.EvalEvery = plan.EvalEvery
+		fc.MaxLength = cfg.Model.MaxTextLength
+		res, err := finetune.Run(ctx, backend, fc, finetune.Options{OutDir: outDir, Progress: progress, Quiet: progress == nil})
+		if err != nil {
+			return nil, "", err
+		}
+		return res.Metrics, res.Metric, nil
+	}
+}
+
+// PlanPreset returns a named reproduction plan: "demo" runs on the embedded
+// data in minutes; "tiny" is the full laptop-scale comparison on the real
+// data sets fetched into dataDir (vitbert data fetch all).
+func PlanPreset(name, dataDir string) (Plan, error) {
+	pc, err := pretrain.Preset("tiny")
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{Name: name, FinetuneBatch: 32, FinetuneLR: 5e-4, Seeds: []int{1}, AblationSeeds: []int{1}, Probes: 4}
+	switch name {
+	case "demo":
+		pc.Steps, pc.CheckpointEvery = 60, 0
+		pc.Model.MaxTextLength = 64
+		p.FinetuneSteps, p.EvalEvery = 60, 30
+		p.Tasks = []TaskRef{
+			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (2k)", Modality: "image"},
+			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
+		}
+	case "tiny":
+		pc.Steps, pc.CheckpointEvery = 400, 100
+		pc.Data.Corpus = filepath.Join(dataDir, "sotu") + "," + filepath.Join(dataDir, "moby-dick")
+		pc.Data.Images = filepath.Join(dataDir, "fashion-mnist")
+		p.FinetuneSteps, p.EvalEvery = 300, 100
+		p.Seeds = []int{1, 2, 3}
+		p.Ablations = true
+		p.Tasks = []TaskRef{
+			{Name: finetune.TaskMNIST, Data: filepath.Join(dataDir, "mnist"), Label: "MNIST", Modality: "image"},
+			{Name: finetune.TaskLabelled, Data: filepath.Join(dataDir, "spamassassin"), Label: "SpamAssassin", Modality: "text"},
+			{Name: finetune.TaskLabelled, Data: filepath.Join(dataDir, "brown-genres"), Label: "Brown genres", Modality: "text"},
+		}
+	default:
+		return p, fmt.Errorf("unknown reproduction preset %q (want demo or tiny)", name)
+	}
+	p.Pretrain = pc
+	return p, nil
+}
