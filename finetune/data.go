@@ -21,18 +21,19 @@ func textVocab(tok *text.Tokenizer) texts.Vocab {
 	})
 }
 
-// firstWords returns the prefix of s holding its first n whitespace-separated
-// words (and the start of the next). WordPiece never joins pieces across
-// whitespace, so the first n words tokenise exactly as in the whole text: with
-// n ≥ max length this keeps every token a truncated input uses and spares
-// tokenising whole e-mails.
+// firstWords returns the prefix of s that ends with its n-th
+// whitespace-separated word (all of s if it has fewer). WordPiece never joins
+// pieces across whitespace, so those words tokenise exactly as in the whole
+// text; a word gives at least one token (bar words of control characters
+// alone), so keeping 2·L words keeps every token an input truncated to L
+// uses, and spares tokenising whole e-mails.
 func firstWords(s string, n int) string {
 	words, inWord := 0, false
 	for i, r := range s {
 		if unicode.IsSpace(r) {
 			if inWord {
 				words++
-				if words > n {
+				if words == n {
 					return s[:i]
 				}
 			}
@@ -53,9 +54,9 @@ func encodeTexts(tok *text.Tokenizer, s *textSplit, pair bool, L int) ([]texts.S
 	for i := range s.A {
 		b := ""
 		if pair {
-			b = firstWords(s.B[i], L+1)
+			b = firstWords(s.B[i], 2*L)
 		}
-		seq, err := texts.Encode(v, sp, L, firstWords(s.A[i], L+1), b, pair)
+		seq, err := texts.Encode(v, sp, L, firstWords(s.A[i], 2*L), b, pair)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Src[i], err)
 		}

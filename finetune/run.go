@@ -181,7 +181,7 @@ func loadSource(c *Config, def *taskDef) (*source, error) {
 	} else {
 		mc.VocabSize = 0
 	}
-	if err := checkSide(&mc, def, "(scratch)"); err != nil {
+	if err := checkSide(&mc, def, "configuration (scratch)"); err != nil {
 		return nil, err
 	}
 	return &source{cfg: mc}, nil

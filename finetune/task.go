@@ -357,7 +357,11 @@ func openImageTask(def *taskDef, path string) (*taskData, error) {
 		if got == "" {
 			got = "not an image data set"
 		}
-		return nil, fmt.Errorf("task %s: %s is %s, want %v", def.Name, path, got, want)
+		var names []string
+		for _, f := range want {
+			names = append(names, string(f))
+		}
+		return nil, fmt.Errorf("task %s: %s is %s, want %s", def.Name, path, got, strings.Join(names, " or "))
 	}
 	var opt images.Options
 	if def.Name == TaskFashionMNIST {
