@@ -288,7 +288,9 @@ func writeGLUE(t *testing.T, root, task string, rows int) {
 		}
 	case "MRPC":
 		header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
-		row = func(i int) string { return fmt.Sprintf("%d\t%d\t%d\t%s\t%s", i%2, i, i+1000, sentence(i), sentence(i+i%2)) }
+		row = func(i int) string {
+			return fmt.Sprintf("%d\t%d\t%d\t%s\t%s", i%2, i, i+1000, sentence(i), sentence(i+i%2))
+		}
 	case "MNLI":
 		header = "index\tsentence1\tsentence2\tgold_label"
 		labels := []string{"contradiction", "entailment", "neutral"}
