@@ -2,9 +2,12 @@ package finetune
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -568,5 +571,83 @@ func TestTaskNamesResolve(t *testing.T) {
 	}
 	if d, _ := lookupTask("mnli"); !slices.Equal(d.EvalSplits, []string{"dev_matched", "dev_mismatched"}) {
 		t.Errorf("MNLI eval splits %v", d.EvalSplits)
+	}
+}
+
+// writeIDX writes the first n embedded images of each split as an MNIST-style folder.
+func writeIDX(t *testing.T, dir string, n int) {
+	t.Helper()
+	train, test, err := images.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for prefix, ds := range map[string]*images.Dataset{"train": train.Head(n), "t10k": test.Head(n)} {
+		var img, lbl bytes.Buffer
+		if err := images.EncodeIDX(ds, &img, &lbl, false); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, prefix+"-images-idx3-ubyte"), img.String())
+		writeFile(t, filepath.Join(dir, prefix+"-labels-idx1-ubyte"), lbl.String())
+	}
+}
+
+func TestImageDataSetsFromDisk(t *testing.T) {
+	idx := t.TempDir()
+	writeIDX(t, idx, 64)
+	// An ImageFolder of one split: two classes of 10 RGB 12×12 PNGs, one
+	// dark and one bright, converted to the model's 28×28 grey.
+	folder := t.TempDir()
+	for c, name := range []string{"dark", "bright"} {
+		for i := range 10 {
+			img := image.NewRGBA(image.Rect(0, 0, 12, 12))
+			for p := range img.Pix {
+				img.Pix[p] = uint8(40 + 160*c + i)
+			}
+			var b bytes.Buffer
+			if err := png.Encode(&b, img); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(folder, name, fmt.Sprintf("%02d.png", i)), b.String())
+		}
+	}
+	for _, tc := range []struct {
+		task    Task
+		split   string
+		classes []string
+	}{
+		{Task{Name: TaskMNIST, Data: idx}, "test", images.MNISTClasses},
+		{Task{Name: TaskFashionMNIST, Data: idx}, "test", images.FashionMNISTClasses},
+		{Task{Name: TaskImageFolder, Data: folder}, "test", []string{"bright", "dark"}},
+	} {
+		t.Run(tc.task.Name, func(t *testing.T) {
+			c := tinyConfig(tc.task, 4, 8)
+			c.ModelConfig = tinyModel(true, false)
+			res, out := runQuiet(t, c)
+			if res.Split != tc.split {
+				t.Errorf("eval split %q, want %q", res.Split, tc.split)
+			}
+			checkResultFiles(t, res, out)
+			m, err := checkpoint.LoadDir(res.BestDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := m.Config.TaskHeads[0]; !slices.Equal(h.Labels, tc.classes) {
+				t.Errorf("head labels %v, want %v", h.Labels, tc.classes)
+			}
+		})
+	}
+	// The held-out images of the folder: every tenth of each class, 2 in all.
+	td, err := openTask(Task{Name: TaskImageFolder, Data: folder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for split, want := range map[string]int{"train": 18, "test": 2} {
+		ds, err := td.loadImages(split, 28, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ds.N != want || ds.C != 1 || ds.H != 28 {
+			t.Errorf("split %s: %d images of %d×%d×%d, want %d of 1×28×28", split, ds.N, ds.C, ds.H, ds.W, want)
+		}
 	}
 }
