@@ -3,9 +3,11 @@ package bench
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -52,6 +54,8 @@ type Options struct {
 	Steps  int   // timed steps (≥ 1)
 	Warmup int   // untimed steps after the first (compiling) one
 	Seed   int64 // inputs, initialisation and masks
+	// CPUProfile, if set, receives a pprof CPU profile of the timed steps.
+	CPUProfile io.Writer
 }
 
 // Result of one (preset, mode).
@@ -67,6 +71,9 @@ type Result struct {
 	GFLOPs        float64   `json:"gflop_s"`
 	PeakRSSMB     float64   `json:"peak_rss_mb"`
 	CompileMs     float64   `json:"compile_ms"` // first step minus the median
+	// CPUMs is the process's CPU time (user + system) per timed step: on a
+	// shared machine it is steadier than the wall-clock time.
+	CPUMs float64 `json:"cpu_ms"`
 	FirstMs       float64   `json:"first_ms"`
 	Steps         int       `json:"steps"`
 	Warmup        int       `json:"warmup"`
@@ -390,6 +397,13 @@ func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, 
 			return nil, err
 		}
 	}
+	if opt.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(opt.CPUProfile); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cpu0 := cpuTime()
 	times := make([]float64, opt.Steps)
 	for i := range times {
 		t := time.Now()
@@ -398,6 +412,7 @@ func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, 
 		}
 		times[i] = float64(time.Since(t).Microseconds()) / 1e3
 	}
+	cpu := cpuTime() - cpu0
 	sorted := slices.Clone(times)
 	sort.Float64s(sorted)
 	med := median(sorted)
@@ -411,6 +426,7 @@ func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, 
 		GFLOPs:        round3(flops / (med / 1e3) / 1e9),
 		PeakRSSMB:     PeakRSSMB(),
 		CompileMs:     round3(max(0, firstMs-med)),
+		CPUMs:         round3(cpu.Seconds() * 1e3 / float64(opt.Steps)),
 		FirstMs:       firstMs,
 		Steps:         opt.Steps, Warmup: opt.Warmup, TimesMs: times,
 	}, nil
@@ -448,6 +464,15 @@ func PeakRSSMB() float64 {
 		return round1(float64(ru.Maxrss) / 1024) // kilobytes on Linux
 	}
 	return 0
+}
+
+// cpuTime is the process's user + system time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }

@@ -1,6 +1,8 @@
 package train
 
 import (
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/support/exceptions"
 )
@@ -14,7 +16,8 @@ import (
 // with no masked token, say). A label outside [0, C) contributes 0: give it
 // weight 0.
 func SoftmaxCrossEntropy(logits, labels, weights *Node) *Node {
-	return weightedMean(perExampleCrossEntropy(logits, labels), weights)
+	checkLabels(logits, labels)
+	return weightedMean(perExampleSoftmaxLoss(logits, nil, labels, 0, 1), weights)
 }
 
 // DistillationLoss is the knowledge-distillation loss of the paper:
@@ -41,16 +44,15 @@ func DistillationLoss(student, teacher, labels, weights *Node, alpha, temperatur
 		exceptions.Panicf("DistillationLoss: teacher logits %s and student logits %s differ in shape",
 			teacher.Shape(), student.Shape())
 	}
-	kl := perExampleKL(StopGradient(teacher), student, temperature)
-	soft := MulScalar(kl, alpha*temperature*temperature)
-	if alpha == 1 {
-		return weightedMean(soft, weights)
+	if alpha < 1 {
+		if labels == nil {
+			exceptions.Panicf("DistillationLoss: labels are required when alpha < 1 (alpha=%g)", alpha)
+		}
+		checkLabels(student, labels)
+	} else {
+		labels = nil
 	}
-	if labels == nil {
-		exceptions.Panicf("DistillationLoss: labels are required when alpha < 1 (alpha=%g)", alpha)
-	}
-	hard := MulScalar(perExampleCrossEntropy(student, labels), 1-alpha)
-	return weightedMean(Add(hard, soft), weights)
+	return weightedMean(perExampleSoftmaxLoss(student, teacher, labels, alpha, temperature), weights)
 }
 
 // MeanSquaredError returns the weighted mean over the first axis of the
@@ -75,8 +77,8 @@ func MeanSquaredError(predictions, targets, weights *Node) *Node {
 	return weightedMean(se, weights)
 }
 
-// perExampleCrossEntropy returns −log softmax(logits)[label] with the shape of labels.
-func perExampleCrossEntropy(logits, labels *Node) *Node {
+// checkLabels validates the shapes and dtypes of logits [..., C] and labels [...].
+func checkLabels(logits, labels *Node) {
 	if labels == nil {
 		exceptions.Panicf("cross-entropy: labels are nil")
 	}
@@ -95,19 +97,84 @@ func perExampleCrossEntropy(logits, labels *Node) *Node {
 			exceptions.Panicf("cross-entropy: labels %s do not match logits %s", labels.Shape(), logits.Shape())
 		}
 	}
-	numClasses := logits.Shape().Dimensions[logits.Rank()-1]
-	logProbs := LogSoftmax(logits, -1)
-	oneHot := OneHot(labels, numClasses, logits.DType())
-	return Neg(ReduceSum(Mul(oneHot, logProbs), -1))
 }
 
-// perExampleKL returns KL(softmax(teacher/τ) ‖ softmax(student/τ)) =
-// Σ p_t·(log p_t − log p_s) over the last axis. Log-probabilities come from
-// LogSoftmax, so a teacher probability that underflows to 0 gives 0, not NaN.
-func perExampleKL(teacher, student *Node, temperature float64) *Node {
-	logPt := LogSoftmax(MulScalar(teacher, 1/temperature), -1)
-	logPs := LogSoftmax(MulScalar(student, 1/temperature), -1)
-	return ReduceSum(Mul(Exp(logPt), Sub(logPt, logPs)), -1)
+// perExampleSoftmaxLoss returns, with the shape of logits without the last
+// axis, (1−α)·CE(z, y) + α·τ²·KL(softmax(t/τ) ‖ softmax(z/τ)) for student
+// logits z [..., C] and teacher logits t (nil when α = 0; labels nil when
+// α = 1). CE is −log softmax(z)[y], and 0 for a label outside [0, C).
+//
+// The logits of an MLM head span the whole vocabulary, so this is written to
+// touch the [rows, C] tensors as few times as possible:
+//
+//   - the values use the fused row-wise Softmax and the identity
+//     logsumexp(x) = max(x) − log(max(softmax(x))) (the largest probability is
+//     at least 1/C, so its logarithm is safe);
+//   - CE = logsumexp(z) − z_y and KL = Σ p_t·(t/τ − z/τ) − logsumexp(t/τ) + logsumexp(z/τ);
+//   - the gradient with respect to z is set by hand,
+//     (1−α)·(softmax(z) − onehot(y)) + α·τ·(softmax(z/τ) − p_t),
+//     reusing the forward's probabilities, instead of differentiating the
+//     decomposed log-softmaxes. The teacher gets no gradient.
+func perExampleSoftmaxLoss(student, teacher, labels *Node, alpha, tau float64) *Node {
+	g := student.Graph()
+	dtype := student.DType()
+	dims := student.Shape().Dimensions
+	C := dims[len(dims)-1]
+	R := student.Shape().Size() / C
+	outDims := dims[:len(dims)-1]
+
+	z := Reshape(StopGradient(student), R, C)
+	lse := func(x, probs *Node) *Node { // [R]
+		return Sub(ReduceMax(x, -1), Log(ReduceMax(probs, -1)))
+	}
+	loss := Zeros(g, shapes.Make(dtype, R))
+	var pz, validF, flatIdx *Node
+	if alpha < 1 {
+		y := ConvertDType(Reshape(labels, R), dtypes.Int32)
+		valid := LogicalAnd(GreaterOrEqual(y, ScalarZero(g, dtypes.Int32)), LessThan(y, Const(g, int32(C))))
+		validF = ConvertDType(valid, dtype)
+		yc := Where(valid, y, ZerosLike(y))
+		flatIdx = Add(Mul(Iota(g, shapes.Make(dtypes.Int32, R), 0), Const(g, int32(C))), yc)
+		zy := Reshape(Gather(Reshape(z, R*C, 1), InsertAxes(flatIdx, -1)), R)
+		pz = Softmax(z, -1)
+		ce := Mul(Sub(lse(z, pz), zy), validF)
+		loss = Add(loss, MulScalar(ce, 1-alpha))
+	}
+	var pt, ps *Node
+	if alpha > 0 {
+		a := MulScalar(Reshape(StopGradient(teacher), R, C), 1/tau)
+		b := MulScalar(z, 1/tau)
+		pt = Softmax(a, -1)
+		ps = Softmax(b, -1)
+		cross := ReduceSum(Mul(pt, Sub(a, b)), -1)
+		kl := Add(Sub(cross, lse(a, pt)), lse(b, ps))
+		loss = Add(loss, MulScalar(kl, alpha*tau*tau))
+	}
+	// The gradient enters through the first logit of each row: zc is the
+	// student with the hand-written gradient, and anchor − StopGradient(anchor)
+	// adds exactly 0 to the value.
+	zc := IdentityWithCustomGradient(Reshape(student, R, C), func(_, v *Node) *Node {
+		u := Slice(v, AxisRange(), AxisRange(0, 1)) // [R, 1]: d(total)/d(loss_r)
+		var grad *Node
+		if alpha < 1 {
+			scale := MulScalar(InsertAxes(validF, -1), 1-alpha) // [R, 1]
+			grad = Mul(pz, scale)
+			grad = Reshape(ScatterSum(Reshape(grad, R*C), InsertAxes(flatIdx, -1),
+				Neg(Reshape(scale, R)), false, true), R, C)
+		}
+		if alpha > 0 {
+			soft := MulScalar(Sub(ps, pt), alpha*tau)
+			if grad == nil {
+				grad = soft
+			} else {
+				grad = Add(grad, soft)
+			}
+		}
+		return Mul(grad, u)
+	})
+	anchor := Reshape(Slice(zc, AxisRange(), AxisRange(0, 1)), R)
+	loss = Add(loss, Sub(anchor, StopGradient(anchor)))
+	return Reshape(loss, outDims...)
 }
 
 // weightedMean returns Σ w·x / Σ w (0 when Σ w = 0), or the plain mean when

@@ -180,17 +180,12 @@ func globalNorm(grads []*Node) *Node {
 	return Sqrt(total)
 }
 
-// clipByGlobalNorm scales every gradient by min(1, clip/(norm+1e-6)) (as
-// PyTorch's clip_grad_norm_).
-func clipByGlobalNorm(grads []*Node, norm *Node, clip float64) []*Node {
+// clipScale is min(1, clip/(norm+1e-6)) (as PyTorch's clip_grad_norm_): the
+// factor every gradient is multiplied by.
+func clipScale(norm *Node, clip float64) *Node {
 	g := norm.Graph()
 	scale := Div(Scalar(g, dtypes.Float32, clip), AddScalar(norm, 1e-6))
-	scale = MinScalar(scale, 1.0)
-	out := make([]*Node, len(grads))
-	for i, gr := range grads {
-		out[i] = Mul(gr, ConvertDType(scale, gr.DType()))
-	}
-	return out
+	return MinScalar(scale, 1.0)
 }
 
 // zerosVariable returns the non-trainable variable at fullPath, creating it
@@ -211,10 +206,24 @@ func stepVariable(store *model.Store) *model.Variable {
 	return zerosVariable(store, StepVariablePath, shapes.Make(dtypes.Int64))
 }
 
-// adamWUpdate applies one AdamW update to params with grads. ok (bool scalar)
+// adamWUpdate applies one AdamW update to params with grads multiplied by
+// scale (a float32 scalar, the clipping factor; nil for 1). ok (bool scalar)
 // gates every write: when false the parameters, moments and step keep their
-// values. It returns the learning rate used (float32).
-func (c *OptimizerConfig) adamWUpdate(params []*model.Variable, grads []*Node, ok *Node) *Node {
+// values exactly. It returns the learning rate used (float32).
+//
+// The update is the textbook one,
+//
+//	m ← β1·m + (1−β1)·g,  v ← β2·v + (1−β2)·g²
+//	θ ← θ − lr·λ·θ − lr·m̂/(√v̂ + ε),  m̂ = m/(1−β1ᵗ),  v̂ = v/(1−β2ᵗ),
+//
+// written so that every per-element operation has scalar coefficients
+// computed once per step: the clipping factor is folded into (1−β1) and
+// (1−β2), the bias corrections into the step size and ε
+// (m̂/(√v̂+ε) = c·m/(√v + ε·√(1−β2ᵗ)) with c = √(1−β2ᵗ)/(1−β1ᵗ)), and the
+// ok gate into the coefficients (β = 1, lr = 0 when false) and one select on
+// the gradient. On the pure-Go backend every element-wise operation is a
+// pass over memory, and the optimiser touches every parameter.
+func (c *OptimizerConfig) adamWUpdate(params []*model.Variable, grads []*Node, scale, ok *Node) *Node {
 	g := ok.Graph()
 	store := model.GetStore(g)
 	stepVar := stepVariable(store)
@@ -223,10 +232,24 @@ func (c *OptimizerConfig) adamWUpdate(params []*model.Variable, grads []*Node, o
 	newStep := AddScalar(step, int64(1))
 	stepVar.SetNodeValue(Where(ok, newStep, step))
 
-	// Bias corrections 1/(1−β^t) with t the new step count, in float64.
+	f64 := func(x float64) *Node { return Scalar(g, dtypes.Float64, x) }
+	// Bias corrections with t the new step count, in float64.
 	t := ConvertDType(newStep, dtypes.Float64)
-	corr1 := Reciprocal(OneMinus(Pow(Scalar(g, dtypes.Float64, c.Beta1), t)))
-	corr2 := Reciprocal(OneMinus(Pow(Scalar(g, dtypes.Float64, c.Beta2), t)))
+	bc1 := OneMinus(Pow(f64(c.Beta1), t))           // 1−β1ᵗ
+	sqrtBC2 := Sqrt(OneMinus(Pow(f64(c.Beta2), t))) // √(1−β2ᵗ)
+	s64 := f64(1)
+	if scale != nil {
+		s64 = ConvertDType(scale, dtypes.Float64)
+	}
+	gate := func(on, off *Node) *Node { return Where(ok, on, off) }
+	beta1 := gate(f64(c.Beta1), f64(1))
+	beta2 := gate(f64(c.Beta2), f64(1))
+	coef1 := gate(MulScalar(s64, 1-c.Beta1), f64(0))
+	coef2 := gate(MulScalar(Square(s64), 1-c.Beta2), f64(0))
+	lrOn := gate(lr64, f64(0))
+	stepSize := Div(Mul(lrOn, sqrtBC2), bc1) // lr·√(1−β2ᵗ)/(1−β1ᵗ)
+	eps := MulScalar(sqrtBC2, c.Epsilon)
+	decay := OneMinus(MulScalar(lrOn, c.WeightDecay))
 
 	noDecay := c.NoDecay
 	if noDecay == nil {
@@ -234,24 +257,22 @@ func (c *OptimizerConfig) adamWUpdate(params []*model.Variable, grads []*Node, o
 	}
 	for i, v := range params {
 		dtype := v.DType()
+		as := func(x *Node) *Node { return ConvertDType(x, dtype) }
 		grad := ConvertDType(grads[i], dtype)
+		grad = Where(ok, grad, ZerosLike(grad))
 		m1Var := zerosVariable(store, moment1Scope+v.Path(), v.Shape())
 		m2Var := zerosVariable(store, moment2Scope+v.Path(), v.Shape())
 		m1Old, m2Old := m1Var.NodeValue(g), m2Var.NodeValue(g)
-		m1 := Add(MulScalar(m1Old, c.Beta1), MulScalar(grad, 1-c.Beta1))
-		m2 := Add(MulScalar(m2Old, c.Beta2), MulScalar(Square(grad), 1-c.Beta2))
-		lr := ConvertDType(lr64, dtype)
-		mHat := Mul(m1, ConvertDType(corr1, dtype))
-		vHat := Mul(m2, ConvertDType(corr2, dtype))
+		m1 := Add(Mul(m1Old, as(beta1)), Mul(grad, as(coef1)))
+		m2 := Add(Mul(m2Old, as(beta2)), Mul(Square(grad), as(coef2)))
 		theta := v.NodeValue(g)
-		delta := Div(mHat, AddScalar(Sqrt(vHat), c.Epsilon))
+		step := Mul(Div(m1, Add(Sqrt(m2), as(eps))), as(stepSize))
 		if c.WeightDecay > 0 && !noDecay(v) {
-			delta = Add(delta, MulScalar(theta, c.WeightDecay))
+			theta = Mul(theta, as(decay))
 		}
-		updated := Sub(theta, Mul(lr, delta))
-		m1Var.SetNodeValue(Where(ok, m1, m1Old))
-		m2Var.SetNodeValue(Where(ok, m2, m2Old))
-		v.SetNodeValue(Where(ok, updated, theta))
+		m1Var.SetNodeValue(m1)
+		m2Var.SetNodeValue(m2)
+		v.SetNodeValue(Sub(theta, step))
 	}
 	return ConvertDType(lr64, dtypes.Float32)
 }

@@ -277,10 +277,11 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node) []*Nod
 		t.mask.accumulateGraph(ok, sharedParams, gradText)
 	}
 	preClip := grads
+	var scale *Node
 	if t.cfg.Optimizer.ClipNorm > 0 {
-		grads = clipByGlobalNorm(grads, norm, t.cfg.Optimizer.ClipNorm)
+		scale = clipScale(norm, t.cfg.Optimizer.ClipNorm)
 	}
-	lr := t.cfg.Optimizer.adamWUpdate(params, grads, ok)
+	lr := t.cfg.Optimizer.adamWUpdate(params, grads, scale, ok)
 	newStep := stepVariable(t.store).NodeValue(g)
 
 	zero := ScalarZero(g, dtypes.Float32)
