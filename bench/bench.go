@@ -60,24 +60,24 @@ type Options struct {
 
 // Result of one (preset, mode).
 type Result struct {
-	Preset        string    `json:"preset"`
-	Mode          string    `json:"mode"`
-	Backend       string    `json:"backend"`
-	MedianMs      float64   `json:"median_ms"`
-	MinMs         float64   `json:"min_ms"`
-	MaxMs         float64   `json:"max_ms"`
-	SamplesPerSec float64   `json:"samples_per_s"`
-	GFLOP         float64   `json:"gflop_per_step"`
-	GFLOPs        float64   `json:"gflop_s"`
-	PeakRSSMB     float64   `json:"peak_rss_mb"`
-	CompileMs     float64   `json:"compile_ms"` // first step minus the median
+	Preset        string  `json:"preset"`
+	Mode          string  `json:"mode"`
+	Backend       string  `json:"backend"`
+	MedianMs      float64 `json:"median_ms"`
+	MinMs         float64 `json:"min_ms"`
+	MaxMs         float64 `json:"max_ms"`
+	SamplesPerSec float64 `json:"samples_per_s"`
+	GFLOP         float64 `json:"gflop_per_step"`
+	GFLOPs        float64 `json:"gflop_s"`
+	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	CompileMs     float64 `json:"compile_ms"` // first step minus the median
 	// CPUMs is the process's CPU time (user + system) per timed step: on a
 	// shared machine it is steadier than the wall-clock time.
-	CPUMs float64 `json:"cpu_ms"`
-	FirstMs       float64   `json:"first_ms"`
-	Steps         int       `json:"steps"`
-	Warmup        int       `json:"warmup"`
-	TimesMs       []float64 `json:"times_ms,omitempty"`
+	CPUMs   float64   `json:"cpu_ms"`
+	FirstMs float64   `json:"first_ms"`
+	Steps   int       `json:"steps"`
+	Warmup  int       `json:"warmup"`
+	TimesMs []float64 `json:"times_ms,omitempty"`
 }
 
 // Batch is one step's random inputs.
