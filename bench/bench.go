@@ -248,13 +248,21 @@ func (s *inferStepper) step() error {
 	if err != nil {
 		return err
 	}
-	// Reading one value makes sure the result is computed.
-	if _, err := tensors.CopyFlatData[float32](outs[0]); err != nil {
-		return err
+	// Reading the one-element output (the first logit) waits for the result
+	// on asynchronous backends without copying the logits to the host.
+	_, err = tensors.CopyFlatData[float32](outs[1])
+	for _, o := range outs {
+		o.FinalizeAll()
 	}
-	return nil
+	return err
 }
 func (s *inferStepper) close() { s.exec.Finalize() }
+
+// withFirst returns the logits and their first element.
+func withFirst(logits *Node) []*Node {
+	flat := Reshape(logits, logits.Shape().Size())
+	return []*Node{logits, Slice(flat, AxisRange(0, 1))}
+}
 
 // OptimizerConfig is the reference's AdamW: lr 1e-4 constant, β=(0.9, 0.999),
 // ε=1e-8, weight decay 0.01 on matrices only, clipping at global norm 1.
@@ -299,14 +307,14 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64) (s
 		var args []any
 		if mode == ModeInferImage {
 			h, _ := c.Head(pretrain.ImageHead)
-			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, px *Node) *Node {
-				return c.HeadLogits(scope, h, model.CLS(c.EncodeImage(scope, px)))
+			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, px *Node) []*Node {
+				return withFirst(c.HeadLogits(scope, h, model.CLS(c.EncodeImage(scope, px))))
 			})
 			args = []any{b.Pixels}
 		} else {
 			h, _ := c.Head(pretrain.MLMHead)
-			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, ids, seg, mask, pos *Node) *Node {
-				return c.HeadLogits(scope, h, model.GatherPositions(c.EncodeText(scope, ids, seg, mask), pos))
+			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, ids, seg, mask, pos *Node) []*Node {
+				return withFirst(c.HeadLogits(scope, h, model.GatherPositions(c.EncodeText(scope, ids, seg, mask), pos)))
 			})
 			args = []any{b.IDs, b.Segments, b.Mask, b.Positions}
 		}

@@ -2,7 +2,9 @@
 # Times the Go training/inference steps (vitbert bench) and the PyTorch
 # reference (benchmarks/pytorch/bench.py, one thread) on the same machine, one
 # (preset, mode) after the other so that both see the same load, and prints
-# the ratio ours/PyTorch of the median step times (below 1: we are faster).
+# the ratio ours/PyTorch of the median step times (below 1: we are faster),
+# and of the CPU time per step (user + system, all threads): on a machine
+# shared with other work the CPU ratio is the steadier one.
 #
 # Usage: benchmarks/compare.sh [PRESETS] [MODES]
 #   PRESETS  comma list of tiny, small, base (default tiny,small)
@@ -28,23 +30,47 @@ extra=""
 if [ -n "${BATCH:-}" ]; then extra="--batch $BATCH"; fi
 
 echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $("$PYTHON" -c 'import torch; print("torch", torch.__version__)'), 1 thread; Go GOMAXPROCS=$(nproc)"
-echo "$STEPS timed steps after $WARMUP warm-up steps; median step times in ms"
-printf '%-6s %-12s %10s %10s %7s %9s %9s %9s %9s\n' preset mode ours_ms torch_ms ratio ours_rss torch_rss ours_sps torch_sps
+echo "$STEPS timed steps after $WARMUP warm-up steps; median step times and CPU time per step in ms; peak RSS in MB"
+printf '%-6s %-12s %9s %9s %6s %9s %9s %6s %9s %9s\n' preset mode ours_ms torch_ms ratio ours_cpu torch_cpu ratio ours_rss torch_rss
 r=1
 while [ "$r" -le "$REPEAT" ]; do
 	for p in $(echo "$PRESETS" | tr ',' ' '); do
 		for m in $(echo "$MODES" | tr ',' ' '); do
 			# shellcheck disable=SC2086
 			"$tmp/vitbert" bench --preset "$p" --mode "$m" --steps "$STEPS" --warmup "$WARMUP" $extra --json >"$tmp/ours.json"
-			"$PYTHON" benchmarks/pytorch/bench.py --preset "$p" --mode "$m" --steps "$STEPS" --warmup "$WARMUP" \
-				--threads 1 --json 2>/dev/null | tail -1 >"$tmp/torch.json"
+			"$PYTHON" - "$p" "$m" "$STEPS" "$WARMUP" >"$tmp/torch.json" <<'PY'
+# Times the reference's Trainer.step like its run_one, adding the CPU time.
+import importlib.util, json, resource, statistics, sys, time
+spec = importlib.util.spec_from_file_location("ref", "benchmarks/pytorch/bench.py")
+ref = importlib.util.module_from_spec(spec)
+sys.argv = [sys.argv[0], "--threads", "1"] + sys.argv[1:]
+spec.loader.exec_module(ref)
+preset, mode, steps, warmup = sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+ref.torch.set_num_threads(1)
+cfg = ref.PRESETS[preset]
+tr = ref.Trainer(cfg, mode, "linear", 1, True)
+for _ in range(warmup):
+    tr.step()
+times = []
+c0 = time.process_time()
+for _ in range(steps):
+    t0 = time.perf_counter()
+    out = tr.step()
+    float(out.sum())
+    times.append(time.perf_counter() - t0)
+cpu = (time.process_time() - c0) / steps
+med = statistics.median(times)
+print(json.dumps({"preset": preset, "mode": mode, "median_ms": med * 1e3, "cpu_ms": cpu * 1e3,
+                  "samples_per_s": ref.samples_per_step(cfg, mode) / med,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+PY
 			"$PYTHON" - "$tmp/ours.json" "$tmp/torch.json" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1]))
 t = json.load(open(sys.argv[2]))
-print("%-6s %-12s %10.1f %10.1f %7.2f %9.0f %9.0f %9.1f %9.1f" % (
+print("%-6s %-12s %9.1f %9.1f %6.2f %9.1f %9.1f %6.2f %9.0f %9.0f" % (
     o["preset"], o["mode"], o["median_ms"], t["median_ms"], o["median_ms"] / t["median_ms"],
-    o["peak_rss_mb"], t["peak_rss_mb"], o["samples_per_s"], t["samples_per_s"]))
+    o["cpu_ms"], t["cpu_ms"], o["cpu_ms"] / t["cpu_ms"], o["peak_rss_mb"], t["peak_rss_mb"]))
 PY
 		done
 	done
