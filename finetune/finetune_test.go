@@ -651,3 +651,18 @@ func TestImageDataSetsFromDisk(t *testing.T) {
 		}
 	}
 }
+
+func TestCancelledContextStopsBeforeTraining(t *testing.T) {
+	c := tinyConfig(Task{Name: TaskEmbeddedImages}, 5, 8)
+	c.ModelConfig = tinyModel(true, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := t.TempDir()
+	res, err := Run(ctx, backend(t), c, Options{OutDir: out, Quiet: true})
+	if res != nil || err == nil || !strings.Contains(err.Error(), "interrupted at step 0") {
+		t.Errorf("Run on a cancelled context = %v, %v; want an interruption error", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, ResultFile)); !os.IsNotExist(err) {
+		t.Errorf("result.json written without any evaluation (stat err %v)", err)
+	}
+}

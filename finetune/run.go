@@ -226,10 +226,17 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) (*
 		return nil, err
 	}
 	def := td.def
-	if c.Task.Data != "" {
-		if abs, err := filepath.Abs(c.Task.Data); err == nil {
-			c.Task.Data = abs
+	// Record absolute paths, so that OUT/best/finetune.json and result.json
+	// work from any directory.
+	for _, p := range []*string{&c.Task.Data, &c.Model} {
+		if *p != "" && *p != Scratch {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
 		}
+	}
+	if c.Model != Scratch {
+		c.Preset, c.ModelConfig = "", nil
 	}
 	src, err := loadSource(&c, def)
 	if err != nil {
