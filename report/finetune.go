@@ -75,16 +75,15 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
 		}
 	case "tiny":
-		pc.Steps, pc.CheckpointEvery = 400, 100
+		pc.Steps, pc.CheckpointEvery = 600, 200
 		pc.Data.Corpus = filepath.Join(dataDir, "sotu") + "," + filepath.Join(dataDir, "moby-dick")
 		pc.Data.Images = filepath.Join(dataDir, "fashion-mnist")
-		p.FinetuneSteps, p.EvalEvery = 300, 100
+		p.FinetuneSteps, p.EvalEvery = 200, 100
 		p.Seeds = []int{1, 2, 3}
 		p.Ablations = true
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskMNIST, Data: filepath.Join(dataDir, "mnist"), Label: "MNIST", Modality: "image"},
 			{Name: finetune.TaskLabelled, Data: filepath.Join(dataDir, "spamassassin"), Label: "SpamAssassin", Modality: "text"},
-			{Name: finetune.TaskLabelled, Data: filepath.Join(dataDir, "brown-genres"), Label: "Brown genres", Modality: "text"},
 		}
 	default:
 		return p, fmt.Errorf("unknown reproduction preset %q (want demo or tiny)", name)

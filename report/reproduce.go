@@ -68,7 +68,7 @@ func MainVariants() []Variant {
 
 func ablationVariants() []Variant {
 	var vs []Variant
-	for _, a := range []float64{0.25, 0.5, 0.75, 1} {
+	for _, a := range []float64{0.25, 0.5, 0.75} {
 		for _, t := range []float64{1, 2, 4} {
 			if a == 0.5 && t == 2 {
 				continue // the main joint + KD run
