@@ -184,8 +184,8 @@ func ReadSafetensors(path string) (*File, error) {
 		}
 		count := 1
 		for _, d := range e.Shape {
-			if d < 0 {
-				return nil, fmt.Errorf("%s: tensor %q: negative dimension in shape %v", path, name, e.Shape)
+			if d < 0 || d > 0 && count > len(data)/d {
+				return nil, fmt.Errorf("%s: tensor %q: shape %v is negative or larger than the file", path, name, e.Shape)
 			}
 			count *= d
 		}
