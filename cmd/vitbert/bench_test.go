@@ -51,3 +51,28 @@ func TestBenchCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"6GiB", 6 << 30, true},
+		{"512MiB", 512 << 20, true},
+		{"1.5GB", 1500000000, true},
+		{"off", 0, true},
+		{"12", 0, false},
+		{"-1GiB", 0, false},
+		{"lots", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := memoryLimit(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("memoryLimit(%q) = %d, %v; want %d (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	if auto, err := memoryLimit("auto"); err != nil || auto < 0 || auto > 7<<30 {
+		t.Errorf("memoryLimit(auto) = %d, %v", auto, err)
+	}
+}
