@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -139,5 +140,58 @@ func TestRunMicro(t *testing.T) {
 	}
 	if _, err := Run(backend, p, ModeJoint, Options{Steps: 0}); err == nil {
 		t.Error("zero steps accepted")
+	}
+}
+
+// TestForceMask checks that gradmask mode runs with an active random mask of
+// ratio 0.5 on every shared parameter, and only on those.
+func TestForceMask(t *testing.T) {
+	p, _ := Lookup("micro")
+	s, tr, err := p.newStepper(compute.MustNew(), ModeGradMask, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if err := ForceMask(tr, 0.5, 7); err == nil {
+		t.Error("ForceMask before the first step succeeded")
+	}
+	if err := s.step(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ForceMask(tr, 0.5, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.step(); err != nil {
+		t.Fatal(err)
+	}
+	params := tr.Mask().Params()
+	if len(params) == 0 {
+		t.Fatal("no shared parameters")
+	}
+	zeros, total := 0, 0
+	for _, v := range params {
+		if !strings.HasPrefix(v.Path(), "/encoder/") {
+			t.Errorf("masked parameter %s is not in the shared encoder", v.Path())
+		}
+		val, err := tr.Mask().MaskVariable(v).Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range tensors.MustCopyFlatData[float32](val) {
+			if x == 0 {
+				zeros++
+			}
+			total++
+		}
+	}
+	if share := float64(zeros) / float64(total); math.Abs(share-0.5) > 0.05 {
+		t.Errorf("mask zero share %.3f over %d entries, want about 0.5", share, total)
+	}
+	active, err := tr.Store().GetVariable(maskActivePath).Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tensors.ToScalar[float32](active) != 1 {
+		t.Error("mask not active")
 	}
 }
