@@ -75,7 +75,7 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 	if c.HasImage() {
 		ds, err := LoadImages(c.Data.Images)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("loading the images: %w", err)
 		}
 		s.Classes = ds.Classes
 		s.Stream.Images, err = images.NewLoader(ds, images.LoaderConfig{
