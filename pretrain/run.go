@@ -203,7 +203,7 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 	}
 	if err := loop.Run(ctx); err != nil {
 		if errors.Is(err, train.ErrInterrupted) {
-			return fmt.Errorf("%w; continue with --resume (checkpoint %s)", err, loop.LastCheckpoint())
+			return fmt.Errorf("%w; continue with --resume", err)
 		}
 		return err
 	}
