@@ -41,6 +41,10 @@ positions only) — times 3 for a training step (forward + 2 backward
 products), plus one forward of each frozen teacher. Element-wise work is not
 counted.
 
+benchmarks/compare.sh runs this and the PyTorch reference
+(benchmarks/pytorch/bench.py, one thread) one after the other and prints the
+ratios ours/PyTorch of step time and CPU time.
+
 Memory: the pure-Go backend's buffers live on the Go heap, which by default
 may grow to twice its live size before a collection; --memory-limit (default
 min(7GiB, 3/4 of RAM), or GOMEMLIMIT) makes the collector keep the heap under
