@@ -10,8 +10,9 @@ import (
 	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
-// The training graph adds the dense biases outside the fused product; it must
-// read the same variables and compute the same logits as inference.
+// The training graph adds the dense biases outside the fused product and, on
+// the pure-Go backend, uses the decomposed attention; it must read the same
+// variables and compute the same logits (padding masked) as inference.
 func TestTrainingAndInferenceDenseAgree(t *testing.T) {
 	c := testConfig()
 	backend := compute.MustNew()

@@ -155,6 +155,13 @@ func (c *Config) encode(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Nod
 func (c *Config) block(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Node {
 	attend := func(h *Node) *Node {
 		mha := attention.SelfAttention(scope.At("attention"), h, c.Heads, c.Hidden/c.Heads).UseTransposedWeights(true)
+		if scope.IsTraining(h.Graph()) && !h.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttentionVJP] {
+			// Without a fused attention gradient the backward pass needs the
+			// decomposed forward (scores, softmax) anyway: computing the
+			// fused forward as well only adds work (about 5% of a small-preset
+			// step on the pure-Go backend).
+			mha = mha.WithFusion(false)
+		}
 		if mask != nil {
 			mha = mha.WithKeyMask(mask)
 		}
