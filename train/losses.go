@@ -1,6 +1,8 @@
 package train
 
 import (
+	"math"
+
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
@@ -130,11 +132,16 @@ func perExampleSoftmaxLoss(student, teacher, labels *Node, alpha, tau float64) *
 	loss := Zeros(g, shapes.Make(dtype, R))
 	var pz, validF, flatIdx *Node
 	if alpha < 1 {
-		y := ConvertDType(Reshape(labels, R), dtypes.Int32)
-		valid := LogicalAnd(GreaterOrEqual(y, ScalarZero(g, dtypes.Int32)), LessThan(y, Const(g, int32(C))))
+		// Indices into the flattened [R·C] logits: int32 unless that overflows.
+		idxType := dtypes.Int32
+		if int64(R)*int64(C) > math.MaxInt32 {
+			idxType = dtypes.Int64
+		}
+		y := ConvertDType(Reshape(labels, R), idxType)
+		valid := LogicalAnd(GreaterOrEqual(y, ScalarZero(g, idxType)), LessThan(y, Scalar(g, idxType, C)))
 		validF = ConvertDType(valid, dtype)
 		yc := Where(valid, y, ZerosLike(y))
-		flatIdx = Add(Mul(Iota(g, shapes.Make(dtypes.Int32, R), 0), Const(g, int32(C))), yc)
+		flatIdx = Add(Mul(Iota(g, shapes.Make(idxType, R), 0), Scalar(g, idxType, C)), yc)
 		zy := Reshape(Gather(Reshape(z, R*C, 1), InsertAxes(flatIdx, -1)), R)
 		pz = Softmax(z, -1)
 		ce := Mul(Sub(lse(z, pz), zy), validF)
