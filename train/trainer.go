@@ -249,7 +249,7 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node) []*Nod
 			} else {
 				// Modality-specific parameters take the gradient of whichever
 				// loss touches them (the other one is zero).
-				grads[i] = Add(gradText[i], gradImage[i])
+				grads[i] = addGradients(gradText[i], gradImage[i])
 			}
 		}
 		combined := t.mask.combineGraph(g, sharedParams, gtShared, giShared)
@@ -314,6 +314,33 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node) []*Nod
 		outputs = append(outputs, preClip...)
 	}
 	return outputs
+}
+
+// isZeroGradient reports whether n is the zero tensor that Gradient returns
+// for a parameter the loss does not reach: a broadcast scalar 0 constant.
+func isZeroGradient(n *Node) bool {
+	if n.Type() != NodeTypeBroadcastInDim || len(n.Inputs()) != 1 {
+		return false
+	}
+	c := n.Inputs()[0].ConstantValue()
+	if c == nil || c.Shape().Size() != 1 {
+		return false
+	}
+	v, err := tensors.CopyFlatData[float32](c)
+	return err == nil && v[0] == 0
+}
+
+// addGradients is a + b, skipping the addition (a pass over the tensor, which
+// for the vocabulary-sized embedding and MLM weights costs more than the
+// masking of the encoder) when one side is a structural zero.
+func addGradients(a, b *Node) *Node {
+	switch {
+	case isZeroGradient(a) && a.DType() == b.DType():
+		return b
+	case isZeroGradient(b) && a.DType() == b.DType():
+		return a
+	}
+	return Add(a, b)
 }
 
 // Step runs one training step on a batch and, when the gradient-mask
