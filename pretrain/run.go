@@ -169,17 +169,12 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 		total = opt.StopAfter
 	}
 	var onStep func(*train.StepResult) error
+	var prober *prober
 	if len(opt.ProbeSteps) > 0 {
-		p, err := newProber(s, opt.OutDir, opt.ProbeSteps)
-		if err != nil {
+		if prober, err = newProber(s, opt.OutDir, opt.ProbeSteps); err != nil {
 			return err
 		}
-		onStep = p.onStep
-		if cur, _ := s.Trainer.CurrentStep(); cur == 0 && p.steps[0] && !opt.Resume {
-			if err := p.activations(0); err != nil {
-				return err
-			}
-		}
+		onStep = prober.onStep
 	}
 	loop, err := train.NewLoop(s.Trainer, s.Stream, train.LoopConfig{
 		OnStep: onStep,
@@ -200,6 +195,13 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 		}
 	} else if cps, _ := train.ListCheckpoints(loop.CheckpointRoot()); len(cps) > 0 {
 		return fmt.Errorf("%s already holds checkpoints: pass --resume to continue, or choose another --out", opt.OutDir)
+	}
+	// The step-0 probe sees the initial weights: only a run that starts
+	// fresh (nothing to resume) takes it.
+	if cur, err := s.Trainer.CurrentStep(); err == nil && cur == 0 && prober != nil && prober.steps[0] {
+		if err := prober.activations(0); err != nil {
+			return err
+		}
 	}
 	if err := loop.Run(ctx); err != nil {
 		if errors.Is(err, train.ErrInterrupted) {

@@ -73,6 +73,13 @@ func TestReproduceResumesAfterInterrupt(t *testing.T) {
 		}
 	}
 
+	// Probes: the activation map before training and after it.
+	for _, f := range []string{pretrain.ActivationsFile(0), pretrain.ActivationsFile(plan.Pretrain.Steps)} {
+		if _, err := os.Stat(filepath.Join(out, "pretrain", "joint-gm", pretrain.ProbeDir, f)); err != nil {
+			t.Errorf("activation probe missing: %v", err)
+		}
+	}
+
 	// Simulate an interruption: one fine-tuning cell lost its result, one
 	// pre-training run stopped before writing its model (checkpoints remain).
 	lostCell := filepath.Join(out, "finetune", "joint-kd", "spamassassin", "seed-1")

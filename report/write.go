@@ -78,7 +78,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	sb.WriteString(r.findings(cells, p.Tasks))
 	if len(distill) > 0 {
 		fmt.Fprintf(&sb, "\n## Distillation ratio and temperature\n\n%s\n", r.Table(cells, append([]Variant{find("joint + KD")}, distill...), p.Tasks))
-		sb.WriteString("`joint + KD` is α=0.5, τ=2. α=1 trains on the teachers' soft targets alone.\n")
+		sb.WriteString("`joint + KD` is α=0.5, τ=2; each ablation row changes one of the two.\n")
 	}
 	if len(mask) > 0 {
 		fmt.Fprintf(&sb, "\n## Mask ratio β\n\n%s\n", r.Table(cells, append([]Variant{find("joint + GM")}, mask...), p.Tasks))
