@@ -67,9 +67,9 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 	p := Plan{Name: name, FinetuneBatch: 32, FinetuneLR: 5e-4, Seeds: []int{1}, AblationSeeds: []int{1}, Probes: 4}
 	switch name {
 	case "demo":
-		pc.Steps, pc.CheckpointEvery = 60, 0
+		pc.Steps, pc.CheckpointEvery = 100, 0
 		pc.Model.MaxTextLength = 64
-		p.FinetuneSteps, p.EvalEvery = 60, 30
+		p.FinetuneSteps, p.EvalEvery = 100, 50
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (2k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
