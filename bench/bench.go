@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -21,7 +20,6 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/ml/model/initializer"
 	"github.com/gomlx/gomlx/support/exceptions"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/pretrain"
@@ -162,18 +160,8 @@ func (p *Preset) NewBatch(seed int64) *Batch {
 // createPrefixed declares the variables of model c under prefix in store,
 // with the model's initialisation, as frozen (non-trainable) variables.
 func createPrefixed(store *mlmodel.Store, c *model.Config, prefix string) {
-	normal := initializer.RandomNormalFn(store.RootScope(), model.InitStddev)
 	for _, v := range model.Variables(c) {
-		var init mlmodel.VariableInitializer
-		switch path.Base(v.Path) {
-		case "gain":
-			init = initializer.One
-		case "offset", "biases":
-			init = initializer.Zero
-		default:
-			init = normal
-		}
-		store.VariableWithShape("/"+prefix+v.Path, shapes.Make(dtypes.Float32, v.Shape...), init).SetTrainable(false)
+		store.VariableWithShape("/"+prefix+v.Path, shapes.Make(dtypes.Float32, v.Shape...), model.Initializer(store, v.Path)).SetTrainable(false)
 	}
 }
 

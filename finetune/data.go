@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
+	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/text"
 )
 
@@ -66,18 +67,6 @@ func encodeTexts(tok *text.Tokenizer, s *textSplit, pair bool, L int) ([]texts.S
 	return out, nil
 }
 
-// cursor is a resumable position in an endless sequence of epochs.
-type cursor struct {
-	Epoch, Step int
-}
-
-func (c *cursor) advance(stepsPerEpoch int) {
-	c.Step++
-	if c.Step >= stepsPerEpoch {
-		c.Epoch, c.Step = c.Epoch+1, 0
-	}
-}
-
 // Stream feeds training (it implements train.Batches): one text or image
 // batch per step, shuffled afresh every epoch. Every batch is a pure
 // function of (seed, epoch, step).
@@ -85,7 +74,7 @@ type Stream struct {
 	Text       *texts.Batcher
 	Images     *images.Loader
 	Regression bool // text targets are scores (STS-B), not class ids
-	Pos        cursor
+	Pos        pretrain.Cursor
 }
 
 // State implements train.Stateful.
@@ -108,14 +97,14 @@ func (s *Stream) Next() ([]*tensors.Tensor, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.Pos.advance(s.Text.StepsPerEpoch())
+		s.Pos.Advance(s.Text.StepsPerEpoch())
 		return append(textInputs(tb), textTargets(tb, s.Regression)), nil
 	}
 	ib, err := s.Images.Batch(s.Pos.Epoch, s.Pos.Step)
 	if err != nil {
 		return nil, err
 	}
-	s.Pos.advance(s.Images.StepsPerEpoch())
+	s.Pos.Advance(s.Images.StepsPerEpoch())
 	return []*tensors.Tensor{pixelInputs(ib), tensors.FromFlatDataAndDimensions(ib.Labels, ib.B)}, nil
 }
 

@@ -2,7 +2,7 @@ package model
 
 import (
 	"fmt"
-	"path"
+	pathpkg "path"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -19,18 +19,8 @@ func CreateVariables(store *mlmodel.Store, c *Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	root := store.RootScope()
-	normal := initializer.RandomNormalFn(root, InitStddev)
 	for _, v := range Variables(c) {
-		var init mlmodel.VariableInitializer
-		switch path.Base(v.Path) {
-		case "gain":
-			init = initializer.One
-		case "offset", "biases":
-			init = initializer.Zero
-		default:
-			init = normal
-		}
+		init := Initializer(store, v.Path)
 		shape := shapes.Make(dtypes.Float32, v.Shape...)
 		if old := store.GetVariable(v.Path); old != nil && !old.Shape().Equal(shape) {
 			return fmt.Errorf("variable %s has shape %s, the model wants %s", v.Path, old.Shape(), shape)
@@ -38,6 +28,18 @@ func CreateVariables(store *mlmodel.Store, c *Config) error {
 		store.VariableWithShape(v.Path, shape, init)
 	}
 	return nil
+}
+
+// Initializer is the initialisation of the variable at path: unit LayerNorm
+// gains, zero biases and LayerNorm offsets, N(0, 0.02) for the rest.
+func Initializer(store *mlmodel.Store, path string) mlmodel.VariableInitializer {
+	switch pathpkg.Base(path) {
+	case "gain":
+		return initializer.One
+	case "offset", "biases":
+		return initializer.Zero
+	}
+	return initializer.RandomNormalFn(store.RootScope(), InitStddev)
 }
 
 // NewStore returns a store holding a freshly initialised model, drawn from seed.

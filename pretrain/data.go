@@ -100,12 +100,13 @@ func (d *TextData) textInputs(tb *texts.TextBatch) (ids, seg, mask, pos, lab [][
 	return
 }
 
-// cursor is a resumable position in an endless sequence of epochs.
-type cursor struct {
+// Cursor is a resumable position in an endless sequence of epochs.
+type Cursor struct {
 	Epoch, Step int
 }
 
-func (c *cursor) advance(stepsPerEpoch int) {
+// Advance moves to the next step, into the next epoch after the last one.
+func (c *Cursor) Advance(stepsPerEpoch int) {
 	c.Step++
 	if c.Step >= stepsPerEpoch {
 		c.Epoch, c.Step = c.Epoch+1, 0
@@ -124,17 +125,17 @@ type Stream struct {
 	TextHead     string // the teachers' head names
 	ImageHead    string
 
-	TextPos, ImagePos cursor
+	TextPos, ImagePos Cursor
 }
 
 // State implements train.Stateful.
 func (s *Stream) State() (json.RawMessage, error) {
-	return json.Marshal(map[string]cursor{"text": s.TextPos, "image": s.ImagePos})
+	return json.Marshal(map[string]Cursor{"text": s.TextPos, "image": s.ImagePos})
 }
 
 // Restore implements train.Stateful.
 func (s *Stream) Restore(state json.RawMessage) error {
-	var m map[string]cursor
+	var m map[string]Cursor
 	if err := json.Unmarshal(state, &m); err != nil {
 		return fmt.Errorf("data stream state: %w", err)
 	}
@@ -162,7 +163,7 @@ func (s *Stream) Next() ([]*tensors.Tensor, error) {
 			}
 			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
 		}
-		s.TextPos.advance(s.Text.Batcher.StepsPerEpoch())
+		s.TextPos.Advance(s.Text.Batcher.StepsPerEpoch())
 	}
 	if s.Images != nil {
 		ib, err := s.Images.Batch(s.ImagePos.Epoch, s.ImagePos.Step)
@@ -178,7 +179,7 @@ func (s *Stream) Next() ([]*tensors.Tensor, error) {
 			}
 			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
 		}
-		s.ImagePos.advance(s.Images.StepsPerEpoch())
+		s.ImagePos.Advance(s.Images.StepsPerEpoch())
 	}
 	return out, nil
 }
