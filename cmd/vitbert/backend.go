@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
@@ -17,5 +16,3 @@ func newBackend() (compute.Backend, error) {
 	}
 	return b, nil
 }
-
-func expf(x float64) float64 { return math.Exp(x) }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -342,7 +343,7 @@ func softmax(x []float32) []float64 {
 	out := make([]float64, len(x))
 	sum := 0.0
 	for i, v := range x {
-		out[i] = expf(float64(v - m))
+		out[i] = math.Exp(float64(v - m))
 		sum += out[i]
 	}
 	for i := range out {
