@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -36,6 +37,13 @@ func runReproduce(args []string) error {
 	plan, err := report.PlanPreset(*preset, *dataDir)
 	if err != nil {
 		return err
+	}
+	if *preset != "demo" {
+		for _, name := range []string{"fashion-mnist", "mnist", "sotu", "moby-dick", "spamassassin"} {
+			if _, err := os.Stat(filepath.Join(*dataDir, name)); err != nil {
+				return fmt.Errorf("the %s preset needs the real data sets in %s (missing %s): run 'vitbert data fetch all --dir %s' first", *preset, *dataDir, name, *dataDir)
+			}
+		}
 	}
 	if *seeds != "" {
 		plan.Seeds = nil
