@@ -115,6 +115,11 @@ func TestLoadErrors(t *testing.T) {
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, []byte(strings.Replace(string(b), `"model_type": "bert"`, `"model_type": "gpt2"`, 1)), 0o644)
 		}, `unsupported model_type "gpt2"`},
+		{"relative positions", func(d string) {
+			p := filepath.Join(d, "config.json")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, []byte(strings.Replace(string(b), `"model_type": "bert"`, `"model_type": "bert", "position_embedding_type": "relative_key"`, 1)), 0o644)
+		}, `position_embedding_type "relative_key" is not supported`},
 		{"bad json", func(d string) { os.WriteFile(filepath.Join(d, "config.json"), []byte("{"), 0o644) }, "not valid JSON"},
 		{"shape mismatch", func(d string) {
 			p := filepath.Join(d, "config.json")

@@ -35,6 +35,7 @@ type hfConfig struct {
 	NumLabels         int               `json:"num_labels"`
 	ProblemType       string            `json:"problem_type"`
 	TieWordEmbeddings *bool             `json:"tie_word_embeddings"`
+	PositionEmbedding string            `json:"position_embedding_type"`
 }
 
 // Architectures that import into vitbert.
@@ -108,6 +109,9 @@ func (h *hfConfig) modelConfig(path string) (model.Config, string, error) {
 	c = model.Config{
 		Hidden: h.HiddenSize, Layers: h.NumLayers, Heads: h.NumHeads, MLP: h.Intermediate,
 		LayerNormEps: eps, Dropout: h.HiddenDropout, AttnDropout: h.AttnDropout, Activation: act,
+	}
+	if h.PositionEmbedding != "" && h.PositionEmbedding != "absolute" {
+		return c, "", fmt.Errorf("%s: position_embedding_type %q is not supported (only absolute positions)", path, h.PositionEmbedding)
 	}
 	if h.ModelType == "bert" {
 		c.Norm = model.PostNorm
