@@ -8,12 +8,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/vitbert/vitbert/pretrain"
+	"github.com/vitbert/vitbert/train"
 )
 
 // TaskRef is a downstream task of the comparison.
@@ -146,7 +146,7 @@ func (r *Runner) config(v Variant) pretrain.Config {
 			c.Mask.Increment = min(c.Mask.Increment, v.Beta)
 		}
 		if v.Ranking != "" {
-			c.Mask.Ranking = trainRank(v.Ranking)
+			c.Mask.Ranking = train.RankScope(v.Ranking)
 		}
 	}
 	return c
@@ -255,11 +255,11 @@ func (r *Runner) Table(cells []Cell, variants []Variant, tasks []TaskRef) string
 		sb.WriteString("| " + v.Name + " |")
 		for _, t := range tasks {
 			var xs []float64
-			var dir, main string
+			var dir string
 			for _, c := range cells {
 				if c.Variant == v.Name && c.Task == t.Label {
 					xs = append(xs, c.Metrics[c.Main])
-					dir, main = filepath.Dir(c.Dir), c.Main
+					dir = filepath.Dir(c.Dir)
 				}
 			}
 			if len(xs) == 0 {
@@ -273,7 +273,6 @@ func (r *Runner) Table(cells []Cell, variants []Variant, tasks []TaskRef) string
 				cell += fmt.Sprintf(" ± %.2f", 100*s)
 			}
 			fmt.Fprintf(&sb, " [%s](%s/) |", cell, filepath.ToSlash(rel))
-			_ = main
 		}
 		sb.WriteString("\n")
 	}
@@ -297,13 +296,4 @@ func Means(cells []Cell) map[string]map[string]float64 {
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -8,10 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vitbert/vitbert/train"
 )
-
-func trainRank(s string) train.RankScope { return train.RankScope(s) }
 
 // Command is the command line that made the report, written into it.
 var Command = ""
