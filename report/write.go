@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
 )
 
 // Command is the command line that made the report, written into it.
