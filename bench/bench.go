@@ -52,6 +52,8 @@ type Options struct {
 	Steps  int   // timed steps (≥ 1)
 	Warmup int   // untimed steps after the first (compiling) one
 	Seed   int64 // inputs, initialisation and masks
+	// Precision of the matrix products (model.PrecisionF32 when empty).
+	Precision model.Precision
 	// CPUProfile, if set, receives a pprof CPU profile of the timed steps.
 	CPUProfile io.Writer
 }
@@ -61,6 +63,7 @@ type Result struct {
 	Preset        string  `json:"preset"`
 	Mode          string  `json:"mode"`
 	Backend       string  `json:"backend"`
+	Precision     string  `json:"precision"`
 	MedianMs      float64 `json:"median_ms"`
 	MinMs         float64 `json:"min_ms"`
 	MaxMs         float64 `json:"max_ms"`
@@ -261,9 +264,12 @@ func OptimizerConfig() train.OptimizerConfig {
 }
 
 // NewStep builds (without compiling) the step of a mode.
-func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64) (stepper, *train.Trainer, error) {
+func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64, precision model.Precision) (stepper, *train.Trainer, error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
+	}
+	if precision == "" {
+		precision = model.PrecisionF32
 	}
 	b := p.NewBatch(seed + 1)
 	switch mode {
@@ -272,6 +278,7 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64) (s
 		if err != nil {
 			return nil, nil, err
 		}
+		model.SetPrecision(store, precision)
 		cfg := train.Config{Optimizer: OptimizerConfig(), SharedPrefix: "/" + model.EncoderScope}
 		if mode == ModeGradMask {
 			// Updates scheduled far away: the step accumulates |∇L_txt| as in
@@ -290,6 +297,7 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64) (s
 		if err != nil {
 			return nil, nil, err
 		}
+		model.SetPrecision(store, precision)
 		c := p.ModelConfig()
 		var exec *mlmodel.Exec
 		var args []any
@@ -373,7 +381,10 @@ func Run(backend compute.Backend, p Preset, mode string, opt Options) (res *Resu
 }
 
 func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, error) {
-	s, tr, err := p.newStepper(backend, mode, opt.Seed)
+	if opt.Precision == "" {
+		opt.Precision = model.PrecisionF32
+	}
+	s, tr, err := p.newStepper(backend, mode, opt.Seed, opt.Precision)
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +426,7 @@ func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, 
 	flops := p.FLOPs(mode)
 	firstMs := float64(first.Microseconds()) / 1e3
 	return &Result{
-		Preset: p.Name, Mode: mode, Backend: backend.Name(),
+		Preset: p.Name, Mode: mode, Backend: backend.Name(), Precision: string(opt.Precision),
 		MedianMs: round3(med), MinMs: sorted[0], MaxMs: sorted[len(sorted)-1],
 		SamplesPerSec: round3(float64(p.SamplesPerStep(mode)) / (med / 1e3)),
 		GFLOP:         round3(flops / 1e9),

@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/vitbert/vitbert/model"
 )
 
 // hand is a preset small enough to count by hand: one block, D=4, 2 heads,
@@ -147,7 +148,7 @@ func TestRunMicro(t *testing.T) {
 // ratio 0.5 on every shared parameter, and only on those.
 func TestForceMask(t *testing.T) {
 	p, _ := Lookup("micro")
-	s, tr, err := p.newStepper(compute.MustNew(), ModeGradMask, 1)
+	s, tr, err := p.newStepper(compute.MustNew(), ModeGradMask, 1, model.PrecisionF32)
 	if err != nil {
 		t.Fatal(err)
 	}

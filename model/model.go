@@ -64,6 +64,9 @@ func WithInit(scope *mlmodel.Scope) *mlmodel.Scope {
 // ReduceSum; on the small preset this saves about a tenth of the step. The
 // variables ("dense/weights", "dense/biases") are the same either way.
 func dense(scope *mlmodel.Scope, x *Node, out int) *Node {
+	if dt, low := lowDType(scope); low {
+		return denseLow(scope, x, out, dt)
+	}
 	if !scope.IsTraining(x.Graph()) {
 		return layers.DenseWithLayout(scope, x, compute.DenseLayoutOutputsInput, true, out)
 	}
@@ -154,6 +157,9 @@ func (c *Config) encode(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Nod
 
 func (c *Config) block(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Node {
 	attend := func(h *Node) *Node {
+		if dt, low := lowDType(scope); low {
+			return c.dropout(scope.At("attention_dropout"), c.attentionLow(scope, h, mask, dt), c.Dropout)
+		}
 		mha := attention.SelfAttention(scope.At("attention"), h, c.Heads, c.Hidden/c.Heads).UseTransposedWeights(true)
 		if scope.IsTraining(h.Graph()) && !h.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttentionVJP] {
 			// Without a fused attention gradient the backward pass needs the
@@ -237,6 +243,11 @@ func (c *Config) HeadLogits(scope *mlmodel.Scope, h *HeadConfig, x *Node) *Node 
 	word := root.At(TextScope).At("embeddings").At("word").
 		VariableWithShape("embeddings", shapes.Make(dtypes.Float32, c.VocabSize, c.Hidden)).NodeValue(g)
 	bias := scope.At("output").VariableWithShape("biases", shapes.Make(dtypes.Float32, h.Outputs)).NodeValue(g)
-	logits := DotGeneral(x, []int{x.Rank() - 1}, nil, word, []int{1}, nil)
+	var logits *Node
+	if dt, low := lowDType(scope); low {
+		logits = lowDot(dt, x, []int{x.Rank() - 1}, nil, word, []int{1}, nil)
+	} else {
+		logits = DotGeneral(x, []int{x.Rank() - 1}, nil, word, []int{1}, nil)
+	}
 	return Add(logits, ExpandLeftToRank(bias, logits.Rank()))
 }

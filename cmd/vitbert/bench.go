@@ -14,6 +14,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/vitbert/vitbert/bench"
+	"github.com/vitbert/vitbert/model"
 )
 
 func init() {
@@ -65,6 +66,7 @@ func runBench(args []string) error {
 	warmup := fs.Int("warmup", 3, "untimed steps after the first (compiling) one")
 	batch := fs.Int("batch", 0, "texts and images per step (default: the preset's)")
 	seed := fs.Int64("seed", 1, "seed of inputs, weights and masks")
+	precision := fs.String("precision", "f32", "matrix products in f32, or bf16 (mixed precision: float32 weights, optimiser state, norms, softmax and losses)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed steps to this file (single preset and mode)")
 	inProcess := fs.Bool("in-process", false, "run every benchmark in this process (peak RSS is then cumulative)")
 	memLimit := fs.String("memory-limit", "auto", "Go heap soft limit (e.g. 6GiB, 512MiB; off: none; auto: GOMEMLIMIT if set, else min(7GiB, 3/4 of RAM))")
@@ -101,7 +103,11 @@ func runBench(args []string) error {
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
-	opt := bench.Options{Steps: *steps, Warmup: *warmup, Seed: *seed}
+	prec, err := model.ParsePrecision(*precision)
+	if err != nil {
+		return fmt.Errorf("--precision: %w", err)
+	}
+	opt := bench.Options{Steps: *steps, Warmup: *warmup, Seed: *seed, Precision: prec}
 	out := os.Stdout
 
 	one := func(name, mode string) (*bench.Result, error) {
@@ -139,8 +145,8 @@ func runBench(args []string) error {
 	}
 
 	if !*asJSON {
-		fmt.Fprintf(out, "vitbert bench: %s, GOMAXPROCS=%d, %s, %d warm-up + %d timed steps\n",
-			backendName(), runtime.GOMAXPROCS(0), cpuModel(), *warmup, *steps)
+		fmt.Fprintf(out, "vitbert bench: %s, %s products, GOMAXPROCS=%d, %s, %d warm-up + %d timed steps\n",
+			backendName(), prec, runtime.GOMAXPROCS(0), cpuModel(), *warmup, *steps)
 		printHeader(out)
 	}
 	fork := !*inProcess && len(ps)*len(ms) > 1

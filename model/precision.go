@@ -1,0 +1,136 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
+)
+
+// Precision names the dtype of the model's matrix products.
+//
+//   - "f32" (default): everything in float32. On Hopper GPUs XLA runs float32
+//     products on TF32 tensor cores.
+//   - "bf16": mixed precision. Variables (master weights), optimiser state,
+//     embeddings, LayerNorm, softmax, losses and gradients of the variables
+//     stay float32; the operands of every matrix product (dense layers,
+//     attention scores and values, the tied MLM output) are rounded to
+//     bfloat16 and their results converted back to float32, forward and
+//     backward (the transposed products of the gradient run in bfloat16 too).
+//     Like PyTorch's autocast, without loss scaling (bfloat16 has float32's
+//     exponent range).
+type Precision string
+
+// The precisions.
+const (
+	PrecisionF32  Precision = "f32"
+	PrecisionBF16 Precision = "bf16"
+)
+
+// precisionParam is the store parameter that holds the precision.
+const precisionParam = "vitbert_precision"
+
+// ParsePrecision accepts "f32" (or "float32", or "") and "bf16" (or
+// "bfloat16").
+func ParsePrecision(s string) (Precision, error) {
+	switch s {
+	case "", "f32", "float32", "fp32":
+		return PrecisionF32, nil
+	case "bf16", "bfloat16":
+		return PrecisionBF16, nil
+	}
+	return "", fmt.Errorf("unknown precision %q (want f32 or bf16)", s)
+}
+
+// SetPrecision makes every graph built on store's variables use precision p
+// for its matrix products. Variables keep their dtype (float32).
+func SetPrecision(store *mlmodel.Store, p Precision) {
+	store.SetParam("/"+precisionParam, string(p))
+}
+
+// GetPrecision returns the precision set on the store (f32 when none).
+func GetPrecision(store *mlmodel.Store) Precision {
+	return precisionOf(store.RootScope())
+}
+
+func precisionOf(scope *mlmodel.Scope) Precision {
+	v, ok := scope.GetParam(precisionParam)
+	if !ok {
+		return PrecisionF32
+	}
+	s, _ := v.(string)
+	p, err := ParsePrecision(s)
+	if err != nil {
+		return PrecisionF32
+	}
+	return p
+}
+
+// lowDType is the dtype of the operands of matrix products under scope, and
+// whether it differs from float32.
+func lowDType(scope *mlmodel.Scope) (dtypes.DType, bool) {
+	if precisionOf(scope) == PrecisionBF16 {
+		return dtypes.BFloat16, true
+	}
+	return dtypes.Float32, false
+}
+
+// lowDot is DotGeneral with both operands rounded to dt and the result
+// converted back to float32. No accumulator dtype is set on purpose: GoMLX's
+// gradient of a product runs in the accumulator's dtype, and the transposed
+// products of the backward pass should run in dt too. (XLA's GPU products of
+// bfloat16 operands accumulate in float32 inside the library.)
+func lowDot(dt dtypes.DType, lhs *Node, lhsContracting, lhsBatch []int, rhs *Node, rhsContracting, rhsBatch []int) *Node {
+	y := Dot(ConvertDType(lhs, dt), ConvertDType(rhs, dt)).
+		WithAccumulatorDType(dtypes.InvalidDType).
+		General(lhsContracting, lhsBatch, rhsContracting, rhsBatch)
+	return ConvertDType(y, dtypes.Float32)
+}
+
+// denseLow is dense (same variables: "dense/weights" [out, in] and
+// "dense/biases" [out], float32) with the product in dt.
+func denseLow(scope *mlmodel.Scope, x *Node, out int, dt dtypes.DType) *Node {
+	g := x.Graph()
+	s := scope.In("dense")
+	in := x.Shape().Dim(-1)
+	w := s.VariableWithShape("weights", shapes.Make(dtypes.Float32, out, in)).NodeValue(g)
+	b := s.VariableWithShape("biases", shapes.Make(dtypes.Float32, out)).NodeValue(g)
+	y := lowDot(dt, x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	return Add(y, ExpandLeftToRank(b, y.Rank()))
+}
+
+// attentionLow is the self-attention of a block (the variables GoMLX's
+// MultiHeadAttention layer creates with transposed weights: query, key,
+// value and output dense layers) with its four projections and two batched
+// products in dt; the softmax runs in float32.
+func (c *Config) attentionLow(scope *mlmodel.Scope, h, mask *Node, dt dtypes.DType) *Node {
+	s := scope.At("attention").At("MultiHeadAttention")
+	B, S, D := h.Shape().Dim(0), h.Shape().Dim(1), h.Shape().Dim(2)
+	H := c.Heads
+	dh := D / H
+	heads := func(x *Node) *Node { return Reshape(x, B, S, H, dh) }
+	q := heads(denseLow(s.At("query"), h, D, dt))
+	k := heads(denseLow(s.At("key"), h, D, dt))
+	v := heads(denseLow(s.At("value"), h, D, dt))
+	q = MulScalar(q, 1/math.Sqrt(float64(dh)))
+	// scores[b, h, q, k] = Σ_d q[b, q, h, d] k[b, k, h, d]
+	scores := lowDot(dt, q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, S, S]
+	var probs *Node
+	if mask != nil {
+		m := BroadcastToDims(Reshape(mask, B, 1, 1, S), B, H, S, S)
+		probs = MaskedSoftmax(scores, m, -1)
+	} else {
+		probs = Softmax(scores, -1)
+	}
+	if c.AttnDropout > 0 && scope.IsTraining(h.Graph()) {
+		probs = layers.DropoutStatic(scope, probs, c.AttnDropout)
+	}
+	// ctx[b, h, q, d] = Σ_k probs[b, h, q, k] v[b, k, h, d]
+	ctx := lowDot(dt, probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, S, dh]
+	ctx = Reshape(TransposeAllDims(ctx, 0, 2, 1, 3), B, S, D)
+	return denseLow(s.At("output"), ctx, D, dt)
+}
