@@ -58,6 +58,9 @@ type Config struct {
 	TextBatch  int          `json:"text_batch"`
 	ImageBatch int          `json:"image_batch"`
 	Seed       int64        `json:"seed"`
+	// Precision of the matrix products: "f32" (default) or "bf16" (mixed
+	// precision; weights and optimiser state stay float32).
+	Precision string `json:"precision,omitempty"`
 
 	Optimizer train.OptimizerConfig `json:"optimizer"`
 	Mask      train.MaskConfig      `json:"gradient_mask"`
@@ -158,6 +161,9 @@ func (c *Config) Finish() {
 
 // Validate checks the whole configuration.
 func (c *Config) Validate() error {
+	if _, err := model.ParsePrecision(c.Precision); err != nil {
+		return fmt.Errorf("precision: %w", err)
+	}
 	switch c.Mode {
 	case ModeText, ModeImage, ModeJoint:
 	default:

@@ -103,6 +103,11 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 	if s.Store, err = model.NewStore(backend, &c.Model, c.Seed); err != nil {
 		return nil, err
 	}
+	prec, err := model.ParsePrecision(c.Precision)
+	if err != nil {
+		return nil, err
+	}
+	model.SetPrecision(s.Store, prec)
 	s.Trainer, err = train.NewTrainer(backend, s.Store, LossFn(&c), train.Config{
 		Optimizer: c.Optimizer, Mask: c.Mask, SharedPrefix: "/" + model.EncoderScope, Seed: c.Seed,
 	})

@@ -28,6 +28,7 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 	imageBatch := fs.Int("image-batch", 0, "images per step")
 	seed := fs.Int64("seed", 0, "seed for initialisation, data order, masking and dropout")
 	lr := fs.Float64("lr", 0, "peak learning rate")
+	precision := fs.String("precision", "", "matrix products: f32 (default) or bf16 (mixed precision, for GPUs)")
 	warmup := fs.Int("warmup", -1, "warm-up steps")
 	decay := fs.String("decay", "", "learning-rate decay after warm-up: cosine or linear")
 	clip := fs.Float64("clip", -1, "global gradient-norm clipping (0 disables)")
@@ -67,6 +68,9 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 		}
 		if *lr > 0 {
 			c.Optimizer.LearningRate = *lr
+		}
+		if *precision != "" {
+			c.Precision = *precision
 		}
 		if *warmup >= 0 {
 			c.Optimizer.WarmupSteps = *warmup
