@@ -320,20 +320,34 @@ def kd_loss(z_s, z_t, y, alpha=ALPHA, tau=TAU):
 
 
 class Trainer:
-    def __init__(self, cfg, mode, patch_impl, seed, foreach):
+    """One benchmark step. device: "cpu" or "cuda"; amp: None or "bf16"
+    (autocast: float32 weights and optimiser, bfloat16 matrix products);
+    compile: torch.compile the forward passes and losses."""
+
+    def __init__(self, cfg, mode, patch_impl, seed, foreach, device="cpu",
+                 amp=None, compile=False):
         torch.manual_seed(seed)
         self.cfg = cfg
         self.mode = mode
-        self.student = ViTBERT(cfg, patch_impl=patch_impl)
-        self.batch = make_batch(cfg, seed + 1)
+        self.device = torch.device(device)
+        self.amp = amp
+        self.student = ViTBERT(cfg, patch_impl=patch_impl).to(self.device)
+        self.batch = {k: v.to(self.device)
+                      for k, v in make_batch(cfg, seed + 1).items()}
         self.n_params = count_params(self.student)
+        self._infer_image = self.student.image_logits
+        self._infer_text = self.student.mlm_logits
+        if compile:
+            self._infer_image = torch.compile(self._infer_image)
+            self._infer_text = torch.compile(self._infer_text)
         if mode in ("infer-image", "infer-text"):
             self.student.eval()
             return
         self.student.train()
-        self.t_text = ViTBERT(cfg, image=False).eval().requires_grad_(False)
+        self.t_text = ViTBERT(cfg, image=False).to(self.device)
+        self.t_text.eval().requires_grad_(False)
         self.t_image = ViTBERT(cfg, text=False, patch_impl=patch_impl)
-        self.t_image.eval().requires_grad_(False)
+        self.t_image.to(self.device).eval().requires_grad_(False)
         self.params = [p for p in self.student.parameters()]
         decay = [p for p in self.params if p.ndim >= 2]
         no_decay = [p for p in self.params if p.ndim < 2]
@@ -345,10 +359,20 @@ class Trainer:
         g = torch.Generator().manual_seed(seed + 2)
         # Fixed masks: 1 keeps the text gradient, 0 the image gradient.
         self.masks = [
-            torch.rand(p.shape, generator=g) >= MASK_RATIO
+            (torch.rand(p.shape, generator=g) >= MASK_RATIO).to(self.device)
             if id(p) in enc else None for p in self.params]
+        if compile:
+            self._losses = torch.compile(self._losses)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.amp == "bf16")
 
     def losses(self):
+        with self._autocast():
+            return self._losses()
+
+    def _losses(self):
         b = self.batch
         with torch.no_grad():
             zt_txt = self.t_text.mlm_logits(b["ids"], b["segments"],
@@ -363,12 +387,12 @@ class Trainer:
     def step(self):
         b = self.batch
         if self.mode == "infer-image":
-            with torch.no_grad():
-                return self.student.image_logits(b["images"])
+            with torch.no_grad(), self._autocast():
+                return self._infer_image(b["images"])
         if self.mode == "infer-text":
-            with torch.no_grad():
-                return self.student.mlm_logits(b["ids"], b["segments"],
-                                               b["attn_bias"], b["positions"])
+            with torch.no_grad(), self._autocast():
+                return self._infer_text(b["ids"], b["segments"],
+                                        b["attn_bias"], b["positions"])
         self.opt.zero_grad(set_to_none=True)
         l_txt, l_img = self.losses()
         if self.mode == "joint":
@@ -476,8 +500,9 @@ def samples_per_step(cfg, mode):
 
 def run_one(preset, mode, args):
     """Times one (preset, mode) in this process and returns the result."""
-    cfg = PRESETS[preset]
-    tr = Trainer(cfg, mode, args.patch, args.seed, args.foreach)
+    cfg = preset_config(preset, args)
+    tr = Trainer(cfg, mode, args.patch, args.seed, args.foreach, args.device,
+                 args.amp, args.compile)
     for _ in range(args.warmup):
         tr.step()
     times = []
@@ -492,6 +517,10 @@ def run_one(preset, mode, args):
         "mode": mode,
         "impl": "pytorch",
         "threads": torch.get_num_threads(),
+        "device": args.device,
+        "precision": precision_name(args),
+        "compile": args.compile,
+        "batch": cfg["batch_text"],
         "median_ms": round(med * 1e3, 3),
         "samples_per_s": round(samples_per_step(cfg, mode) / med, 3),
         "peak_rss_mb": round(
@@ -509,6 +538,15 @@ def run_child(preset, mode, args):
            "--seed", str(args.seed), "--patch", args.patch, "--child"]
     if not args.foreach:
         cmd.append("--no-foreach")
+    cmd += ["--device", args.device]
+    if args.batch:
+        cmd += ["--batch", str(args.batch)]
+    if args.amp:
+        cmd += ["--amp", args.amp]
+    if args.tf32:
+        cmd.append("--tf32")
+    if args.compile:
+        cmd.append("--compile")
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True)
     if proc.returncode != 0:
         raise RuntimeError("benchmark %s/%s failed with exit status %d"
@@ -516,6 +554,21 @@ def run_child(preset, mode, args):
     line = proc.stdout.strip().splitlines()[-1]
     d = json.loads(line)
     return d["result"], d["times"]
+
+
+def preset_config(preset, args):
+    cfg = dict(PRESETS[preset])
+    if args.batch:
+        cfg["batch_text"] = cfg["batch_image"] = args.batch
+    return cfg
+
+
+def precision_name(args):
+    if args.amp == "bf16":
+        return "bf16"
+    if args.device == "cuda" and args.tf32:
+        return "tf32"
+    return "f32"
 
 
 def parse_list(s, allowed, what):
@@ -548,8 +601,20 @@ def main(argv=None):
                     help="run the model's self-checks (tiny) and exit")
     ap.add_argument("--params", action="store_true",
                     help="print parameter counts and exit")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="texts and images per step (default: the preset's)")
+    ap.add_argument("--amp", choices=("bf16",), default=None,
+                    help="autocast matrix products to bfloat16")
+    ap.add_argument("--tf32", action="store_true",
+                    help="allow TF32 for float32 matrix products (cuda)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the forward passes and losses")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if args.steps < 1 or args.warmup < 0 or args.threads < 1:
         raise SystemExit("--steps and --threads must be >= 1, --warmup >= 0")
     presets = parse_list(args.preset, list(PRESETS), "preset")
@@ -569,16 +634,17 @@ def main(argv=None):
     print("parameters (student = both tokenizers + encoder + both heads):",
           file=out)
     for p in presets:
-        c = param_counts(PRESETS[p])
+        c = param_counts(preset_config(p, args))
         print("  %-5s student %11d  encoder %11d  text teacher %11d  "
               "image teacher %11d" % (p, c["student"], c["encoder"],
                                       c["text_teacher"], c["image_teacher"]),
               file=out)
     if args.params:
         return
-    print("torch %s, %d thread(s), %d warm-up + %d timed steps"
-          % (torch.__version__, args.threads, args.warmup, args.steps),
-          file=out)
+    print("torch %s, %s, %s%s, %d thread(s), %d warm-up + %d timed steps"
+          % (torch.__version__, args.device, precision_name(args),
+             " compiled" if args.compile else " eager", args.threads,
+             args.warmup, args.steps), file=out)
     hdr = "%-6s %-12s %7s %12s %10s %10s %12s %12s" % (
         "preset", "mode", "threads", "median_ms", "min_ms", "max_ms",
         "samples/s", "peak_rss_mb")
