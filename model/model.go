@@ -160,14 +160,11 @@ func (c *Config) block(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Node
 		if dt, low := lowDType(scope); low {
 			return c.dropout(scope.At("attention_dropout"), c.attentionLow(scope, h, mask, dt), c.Dropout)
 		}
-		mha := attention.SelfAttention(scope.At("attention"), h, c.Heads, c.Hidden/c.Heads).UseTransposedWeights(true)
 		if scope.IsTraining(h.Graph()) && !h.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttentionVJP] {
-			// Without a fused attention gradient the backward pass needs the
-			// decomposed forward (scores, softmax) anyway: computing the
-			// fused forward as well only adds work (about 5% of a small-preset
-			// step on the pure-Go backend).
-			mha = mha.WithFusion(false)
+			// No fused attention gradient (the pure-Go backend): see trainAttention.
+			return c.dropout(scope.At("attention_dropout"), c.trainAttention(scope.At("attention"), h, mask), c.Dropout)
 		}
+		mha := attention.SelfAttention(scope.At("attention"), h, c.Heads, c.Hidden/c.Heads).UseTransposedWeights(true)
 		if mask != nil {
 			mha = mha.WithKeyMask(mask)
 		}

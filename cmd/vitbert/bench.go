@@ -277,10 +277,11 @@ func printRow(w io.Writer, r *bench.Result) {
 }
 
 func backendName() string {
-	if b := os.Getenv(compute.ConfigEnvVar); b != "" {
-		return "backend " + b
+	env, set := os.LookupEnv(compute.ConfigEnvVar)
+	if config, ok := backendConfig(env, set, compute.List(), runtime.GOMAXPROCS(0)); ok {
+		return "backend " + config
 	}
-	return "backend go"
+	return "backend " + strings.Join(compute.List(), "/") + " (default)"
 }
 
 // cpuModel is lscpu's "Model name" (from /proc/cpuinfo).

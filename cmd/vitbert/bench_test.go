@@ -76,3 +76,32 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("memoryLimit(auto) = %d, %v", auto, err)
 	}
 }
+
+func TestBackendConfig(t *testing.T) {
+	tests := []struct {
+		env        string
+		set        bool
+		registered []string
+		procs      int
+		want       string
+		ok         bool
+	}{
+		{"", false, []string{"go"}, 2, "go:num_executors=2", true},
+		{"", false, []string{"go"}, 64, "go:num_executors=8", true},
+		{"", false, []string{"go"}, 0, "go:num_executors=1", true},
+		{"", false, []string{"go", "xla"}, 2, "", false},
+		{"go", true, []string{"go", "xla"}, 4, "go:num_executors=4", true},
+		{"go:", true, []string{"go"}, 2, "go:num_executors=2", true},
+		{"go:parallelism=3", true, []string{"go"}, 2, "go:parallelism=3,num_executors=2", true},
+		{"go:parallelism=3,num_executors=5", true, []string{"go"}, 2, "go:parallelism=3,num_executors=5", true},
+		{"go:ops_sequential", true, []string{"go"}, 2, "go:ops_sequential", true},
+		{"xla:cuda", true, []string{"go", "xla"}, 2, "xla:cuda", true},
+	}
+	for _, tc := range tests {
+		got, ok := backendConfig(tc.env, tc.set, tc.registered, tc.procs)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("backendConfig(%q, %v, %v, %d) = %q, %v; want %q, %v",
+				tc.env, tc.set, tc.registered, tc.procs, got, ok, tc.want, tc.ok)
+		}
+	}
+}

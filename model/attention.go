@@ -1,0 +1,61 @@
+package model
+
+import (
+	"math"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
+)
+
+// trainAttention is multi-head self-attention over x [B, S, D] for training
+// graphs on backends without a fused attention gradient. It computes what
+// attention.SelfAttention(...).UseTransposedWeights(true).WithFusion(false)
+// computes, with the same variables (".../MultiHeadAttention/{query,key,value,output}/dense/..."),
+// in a layout that suits the pure-Go backend:
+//
+//   - the heads are moved in front once, [B, S, H, d] → [B, H, S, d], so both
+//     products have leading batch axes and need no further transposition
+//     (the [B, S, H, d] einsums transpose Q, K, the scores, the
+//     probabilities and V again, forward and backward);
+//   - the key mask adds the lowest float32 to masked scores before a fused
+//     row softmax, whose masked probabilities are then exactly 0, instead of
+//     the masked softmax's eight passes over a [B, S, H, S] broadcast mask;
+//   - the 1/√d scale is applied to Q ([B, S, D]) rather than to the scores.
+//
+// A text whose keys are all masked attends to nothing (output 0), as with
+// the masked softmax. keyMask is a bool [B, S] or nil.
+func (c *Config) trainAttention(scope *mlmodel.Scope, x, keyMask *Node) *Node {
+	g := x.Graph()
+	scope = scope.At("MultiHeadAttention")
+	B, S, D := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2)
+	H := c.Heads
+	d := c.Hidden / H
+	heads := func(name string, y *Node) *Node { // [B, S, D] → [B, H, S, d]
+		return TransposeAllAxes(Reshape(dense(scope.At("%s", name), y, H*d), B, S, H, d), 0, 2, 1, 3)
+	}
+	q := MulScalar(heads("query", x), 1/math.Sqrt(float64(d)))
+	k := heads("key", x)
+	v := heads("value", x)
+	scores := DotGeneral(q, []int{3}, []int{0, 1}, k, []int{3}, []int{0, 1}) // [B, H, S, S]
+	if keyMask != nil {
+		// Adding the lowest float32 to a masked score gives the lowest float32
+		// (|score| is far below its rounding step): its probability is exactly
+		// 0, and the addition passes the gradient through unchanged.
+		zero := ScalarZero(g, scores.DType())
+		bias := Where(keyMask, zero, Scalar(g, scores.DType(), -math.MaxFloat32)) // [B, S]
+		scores = Add(scores, Reshape(bias, B, 1, 1, S))
+		// Texts without any unmasked key attend to nothing. ([B, N]·[B, 1] is a
+		// broadcast the backend vectorises; a [B, 1, 1, 1] condition is not.)
+		anyKey := ConvertDType(Reshape(ReduceLogicalOr(keyMask, 1), B, 1), v.DType())
+		v = Reshape(Mul(Reshape(v, B, H*S*d), anyKey), B, H, S, d)
+	}
+	probs := Softmax(scores, -1)
+	if c.AttnDropout > 0 {
+		probs = layers.Dropout(scope, probs, Scalar(g, dtypes.Float32, c.AttnDropout))
+	}
+	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B, H, S, d]
+	out = Reshape(TransposeAllAxes(out, 0, 2, 1, 3), B, S, H*d)
+	return dense(scope.At("output"), out, D)
+}

@@ -1,0 +1,97 @@
+package model
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/layers/attention"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
+)
+
+// trainAttention must compute the values and gradients (inputs and all
+// eight variables) of GoMLX's decomposed self-attention with the same
+// variables, padding masked, including a text whose keys are all masked.
+func TestTrainAttentionMatchesSelfAttention(t *testing.T) {
+	c := testConfig() // D=16, 2 heads
+	backend := compute.MustNew()
+	store := mlmodel.NewStore()
+	const B, S = 3, 5
+	D := c.Hidden
+	x := make([]float32, B*S*D)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.37)) * 1.5
+	}
+	mask := []bool{
+		true, true, true, false, false,
+		true, true, true, true, true,
+		false, false, false, false, false,
+	}
+	w := make([]float32, B*S*D) // weights of the scalar loss Σ w·out
+	for i := range w {
+		w[i] = float32(math.Cos(float64(i) * 0.11))
+	}
+	var names []string
+	run := func(ours bool) [][]float32 {
+		e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, xs, m, ws *Node) []*Node {
+			g := xs.Graph()
+			scope = scope.WithInitializer(func(g *Graph, shape shapes.Shape) *Node {
+				// Deterministic non-zero weights and biases.
+				v := Iota(g, shapes.Make(dtypes.Float32, shape.Size()), 0)
+				return Reshape(MulScalar(Sin(AddScalar(MulScalar(v, 0.7), float64(shape.Rank()))), 0.3), shape.Dimensions...)
+			})
+			scope.SetTraining(g, true)
+			var out *Node
+			if ours {
+				out = c.trainAttention(scope.At("attention"), xs, m)
+			} else {
+				out = attention.SelfAttention(scope.At("attention"), xs, c.Heads, D/c.Heads).
+					UseTransposedWeights(true).WithFusion(false).WithKeyMask(m).Done()
+			}
+			loss := ReduceAllSum(Mul(out, ws))
+			wrt := []*Node{xs}
+			names = names[:0]
+			for v := range store.IterVariables() {
+				wrt = append(wrt, v.NodeValue(g))
+				names = append(names, v.Path())
+			}
+			return append([]*Node{out}, Gradient(loss, wrt...)...)
+		})
+		outs, err := e.Exec(tensors.FromFlatDataAndDimensions(x, B, S, D), tensors.FromFlatDataAndDimensions(mask, B, S),
+			tensors.FromFlatDataAndDimensions(w, B, S, D))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := make([][]float32, len(outs))
+		for i, o := range outs {
+			res[i] = tensors.MustCopyFlatData[float32](o)
+		}
+		return res
+	}
+	want := run(false)
+	nVars := store.NumVariables()
+	got := run(true)
+	if store.NumVariables() != nVars || nVars != 8 {
+		t.Fatalf("variables: %d after GoMLX's attention (want 8), %d after ours", nVars, store.NumVariables())
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d outputs, want %d", len(got), len(want))
+	}
+	label := append([]string{"output", "d/dx"}, names...)
+	for i := range want {
+		for j := range want[i] {
+			if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-5*(1+math.Abs(float64(want[i][j]))) {
+				t.Fatalf("%s[%d]: ours %g, GoMLX %g", label[i], j, got[i][j], want[i][j])
+			}
+		}
+	}
+	// The all-masked text attends to nothing: its output is the output bias.
+	out := got[0][2*S*D : 3*S*D]
+	if out[0] != out[D] || out[1] != out[D+1] {
+		t.Errorf("all-masked text: rows differ: %v vs %v", out[:2], out[D:D+2])
+	}
+}
