@@ -56,6 +56,11 @@ type Options struct {
 	Precision model.Precision
 	// CPUProfile, if set, receives a pprof CPU profile of the timed steps.
 	CPUProfile io.Writer
+	// Devices and Mesh: the training modes' step runs data-parallel over
+	// that many devices (train.Config.Devices, Mesh), the global batch
+	// being the preset's; the inference modes always run on one device.
+	Devices int
+	Mesh    bool
 }
 
 // Result of one (preset, mode).
@@ -72,6 +77,9 @@ type Result struct {
 	GFLOPs        float64 `json:"gflop_s"`
 	PeakRSSMB     float64 `json:"peak_rss_mb"`
 	CompileMs     float64 `json:"compile_ms"` // first step minus the median
+	// Devices the step ran on (data-parallel when > 1 or Mesh).
+	Devices int  `json:"devices"`
+	Mesh    bool `json:"mesh,omitempty"`
 	// CPUMs is the process's CPU time (user + system) per timed step: on a
 	// shared machine it is steadier than the wall-clock time.
 	CPUMs   float64   `json:"cpu_ms"`
@@ -264,7 +272,8 @@ func OptimizerConfig() train.OptimizerConfig {
 }
 
 // NewStep builds (without compiling) the step of a mode.
-func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64, precision model.Precision) (stepper, *train.Trainer, error) {
+func (p *Preset) newStepper(backend compute.Backend, mode string, opt Options) (stepper, *train.Trainer, error) {
+	seed, precision := opt.Seed, opt.Precision
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -279,7 +288,8 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, seed int64, pr
 			return nil, nil, err
 		}
 		model.SetPrecision(store, precision)
-		cfg := train.Config{Optimizer: OptimizerConfig(), SharedPrefix: "/" + model.EncoderScope}
+		cfg := train.Config{Optimizer: OptimizerConfig(), SharedPrefix: "/" + model.EncoderScope,
+			Devices: opt.Devices, Mesh: opt.Mesh}
 		if mode == ModeGradMask {
 			// Updates scheduled far away: the step accumulates |∇L_txt| as in
 			// training, and the mask set by ForceMask is used as it is.
@@ -367,6 +377,13 @@ func Run(backend compute.Backend, p Preset, mode string, opt Options) (res *Resu
 	if opt.Steps < 1 || opt.Warmup < 0 {
 		return nil, fmt.Errorf("steps must be >= 1 and warm-up >= 0 (got %d, %d)", opt.Steps, opt.Warmup)
 	}
+	if opt.Devices < 0 {
+		return nil, fmt.Errorf("devices must be >= 0, got %d", opt.Devices)
+	}
+	if n := opt.Devices; n > 1 && (mode == ModeJoint || mode == ModeGradMask) && (p.TextBatch%n != 0 || p.ImageBatch%n != 0) {
+		return nil, fmt.Errorf("benchmark %s/%s: the batches (text %d, image %d) must be divisible by devices %d",
+			p.Name, mode, p.TextBatch, p.ImageBatch, n)
+	}
 	var runErr error
 	err = exceptions.TryCatch[error](func() {
 		res, runErr = run(backend, p, mode, opt)
@@ -384,7 +401,7 @@ func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, 
 	if opt.Precision == "" {
 		opt.Precision = model.PrecisionF32
 	}
-	s, tr, err := p.newStepper(backend, mode, opt.Seed, opt.Precision)
+	s, tr, err := p.newStepper(backend, mode, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -424,6 +441,11 @@ func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, 
 	sort.Float64s(sorted)
 	med := median(sorted)
 	flops := p.FLOPs(mode)
+	devices, mesh := 1, false
+	if tr != nil {
+		cfg := tr.Config()
+		devices, mesh = tr.Devices(), cfg.MeshDevices() > 0
+	}
 	firstMs := float64(first.Microseconds()) / 1e3
 	return &Result{
 		Preset: p.Name, Mode: mode, Backend: backend.Name(), Precision: string(opt.Precision),
@@ -435,7 +457,8 @@ func run(backend compute.Backend, p Preset, mode string, opt Options) (*Result, 
 		CompileMs:     round3(max(0, firstMs-med)),
 		CPUMs:         round3(cpu.Seconds() * 1e3 / float64(opt.Steps)),
 		FirstMs:       firstMs,
-		Steps:         opt.Steps, Warmup: opt.Warmup, TimesMs: times,
+		Devices:       devices, Mesh: mesh,
+		Steps: opt.Steps, Warmup: opt.Warmup, TimesMs: times,
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/train"
 )
 
 // hand is a preset small enough to count by hand: one block, D=4, 2 heads,
@@ -128,7 +129,8 @@ func TestRunMicro(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
-		if !(r.MedianMs > 0) || !(r.GFLOPs > 0) || !(r.PeakRSSMB > 0) || r.Steps != 1 || len(r.TimesMs) != 1 {
+		if !(r.MedianMs > 0) || !(r.GFLOPs > 0) || !(r.PeakRSSMB > 0) || r.Steps != 1 || len(r.TimesMs) != 1 ||
+			r.Devices != 1 || r.Mesh {
 			t.Errorf("%s: implausible result %+v", mode, r)
 		}
 		want := float64(p.SamplesPerStep(mode)) / (r.MedianMs / 1e3)
@@ -144,11 +146,48 @@ func TestRunMicro(t *testing.T) {
 	}
 }
 
+// The device options: a batch the devices do not split evenly, a negative
+// count, and more devices than the backend has are errors; a one-device
+// mesh runs where the backend has distributed execution (XLA) and is
+// refused with an error on the pure-Go backend.
+func TestRunDevices(t *testing.T) {
+	p, err := Lookup("micro") // batches 2 + 2
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := compute.MustNew()
+	for _, tc := range []struct {
+		opt  Options
+		want string
+	}{
+		{Options{Steps: 1, Devices: -1}, "devices must be >= 0"},
+		{Options{Steps: 1, Devices: 4}, "the batches (text 2, image 2) must be divisible by devices 4"},
+		{Options{Steps: 1, Devices: backend.NumDevices() + 1}, "device(s)"},
+	} {
+		if _, err := Run(backend, p, ModeJoint, tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("devices %d: error %v, want %q", tc.opt.Devices, err, tc.want)
+		}
+	}
+	r, err := Run(backend, p, ModeGradMask, Options{Steps: 1, Devices: 1, Mesh: true})
+	if train.CheckDevices(backend, 1) != nil {
+		if err == nil || !strings.Contains(err.Error(), "cannot run a distributed (AutoSharding) step") {
+			t.Errorf("one-device mesh without distributed execution: error %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Devices != 1 || !r.Mesh || !(r.MedianMs > 0) {
+		t.Errorf("one-device mesh: %+v", r)
+	}
+}
+
 // TestForceMask checks that gradmask mode runs with an active random mask of
 // ratio 0.5 on every shared parameter, and only on those.
 func TestForceMask(t *testing.T) {
 	p, _ := Lookup("micro")
-	s, tr, err := p.newStepper(compute.MustNew(), ModeGradMask, 1, model.PrecisionF32)
+	s, tr, err := p.newStepper(compute.MustNew(), ModeGradMask, Options{Seed: 1, Precision: model.PrecisionF32})
 	if err != nil {
 		t.Fatal(err)
 	}

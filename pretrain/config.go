@@ -80,6 +80,12 @@ type Config struct {
 	CheckpointEvery int `json:"checkpoint_every"`
 	KeepCheckpoints int `json:"keep_checkpoints"`
 	LogEvery        int `json:"log_every"`
+
+	// Devices > 1 trains data-parallel over that many devices of the
+	// backend, each taking an equal share of the text and image batches
+	// (train.Config.Devices); Mesh uses that path even for one device.
+	Devices int  `json:"devices"`
+	Mesh    bool `json:"mesh"`
 }
 
 // Heads of the pre-training tasks.
@@ -174,6 +180,15 @@ func (c *Config) Validate() error {
 	}
 	if c.HasText() && c.TextBatch <= 0 || c.HasImage() && c.ImageBatch <= 0 {
 		return fmt.Errorf("batch sizes must be positive (text %d, image %d)", c.TextBatch, c.ImageBatch)
+	}
+	if c.Devices < 0 {
+		return fmt.Errorf("devices must be >= 0, got %d", c.Devices)
+	}
+	if n := c.Devices; n > 1 {
+		if c.HasText() && c.TextBatch%n != 0 || c.HasImage() && c.ImageBatch%n != 0 {
+			return fmt.Errorf("the batches (text %d, image %d) must be divisible by devices %d: every device takes an equal share",
+				c.TextBatch, c.ImageBatch, n)
+		}
 	}
 	if c.Mask.Enabled && c.Mode != ModeJoint {
 		return fmt.Errorf("gradient masking splits the encoder between text and image: it needs mode joint, not %s", c.Mode)

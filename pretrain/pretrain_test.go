@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -147,5 +148,42 @@ func TestConfigErrors(t *testing.T) {
 	c = micro(t, ModeJoint, 10)
 	if err := Run(context.Background(), compute.MustNew(), c, Options{OutDir: t.TempDir(), Quiet: true}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The device count must split both batches evenly; on the pure-Go backend,
+// which has one device and no distributed execution, a data-parallel run is
+// refused before its first step.
+func TestConfigDevices(t *testing.T) {
+	c := micro(t, ModeJoint, 10)
+	c.TextBatch, c.ImageBatch = 4, 6
+	for _, tc := range []struct {
+		devices int
+		want    string
+	}{
+		{-1, "devices must be >= 0"},
+		{4, "the batches (text 4, image 6) must be divisible by devices 4"},
+		{3, "the batches (text 4, image 6) must be divisible by devices 3"},
+	} {
+		c.Devices = tc.devices
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("devices %d: error %v, want %q", tc.devices, err, tc.want)
+		}
+	}
+	for _, d := range []int{0, 1, 2} {
+		c.Devices = d
+		if err := c.Validate(); err != nil {
+			t.Errorf("devices %d: %v", d, err)
+		}
+	}
+	c.Mode, c.Devices = ModeText, 4 // only the text batch counts
+	if err := c.Validate(); err != nil {
+		t.Errorf("text mode, text batch 4 on 4 devices: %v", err)
+	}
+	c = micro(t, ModeJoint, 10)
+	c.Devices = 2
+	_, err := NewSetup(compute.MustNew(), c)
+	if err == nil || !strings.Contains(err.Error(), "has 1 device(s)") {
+		t.Errorf("2 devices on the go backend: error %v", err)
 	}
 }

@@ -110,6 +110,7 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 	model.SetPrecision(s.Store, prec)
 	s.Trainer, err = train.NewTrainer(backend, s.Store, LossFn(&c), train.Config{
 		Optimizer: c.Optimizer, Mask: c.Mask, SharedPrefix: "/" + model.EncoderScope, Seed: c.Seed,
+		Devices: c.Devices, Mesh: c.Mesh,
 	})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,8 @@
 //     linear warm-up then cosine or linear decay, global-norm clipping, all
 //     in-graph;
 //   - trainer.go: one compiled step returning the losses and metrics;
+//   - parallel.go: the same step data-parallel over a mesh of devices
+//     (Config.Devices): batch inputs split along axis 0, variables replicated;
 //   - loop.go, checkpoint.go, safetensors.go: the loop with progress bar,
 //     metrics.jsonl and masks.jsonl, atomic checkpoints and exact resume.
 //

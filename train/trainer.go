@@ -45,6 +45,26 @@ type Config struct {
 	// (dropout) when it has no state yet, making runs reproducible. The state
 	// is a store variable ("/#rngState"), saved with every checkpoint.
 	Seed int64 `json:"seed"`
+	// Devices is the number of devices of the backend the step runs on,
+	// data-parallel (parallel.go): every batch input is split along axis 0
+	// over a 1-D mesh of that many devices, every variable is replicated,
+	// and the result is that of one device on the same global batch. 0 or 1
+	// (without Mesh) is the plain single-device step. The global batch must
+	// be divisible by Devices.
+	Devices int `json:"devices,omitempty"`
+	// Mesh compiles the data-parallel step even for one device (Devices 0
+	// or 1: a mesh of one device), to try the distributed path where only
+	// one device is present.
+	Mesh bool `json:"mesh,omitempty"`
+}
+
+// MeshDevices is the size of the device mesh of the step: 0 for the plain
+// single-device step, else max(Devices, 1).
+func (c *Config) MeshDevices() int {
+	if c.Devices > 1 || c.Mesh {
+		return max(c.Devices, 1)
+	}
+	return 0
 }
 
 func (c *Config) sharedPrefix() string {
@@ -109,6 +129,7 @@ type Trainer struct {
 	cfg     Config
 	exec    *model.Exec
 	mask    *GradMask
+	dp      *dataParallel // nil: the plain single-device step
 
 	mu         sync.Mutex
 	built      bool
@@ -135,7 +156,19 @@ func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg 
 	if err := cfg.Mask.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Devices < 0 {
+		return nil, fmt.Errorf("train.NewTrainer: devices must be >= 0, got %d", cfg.Devices)
+	}
 	t := &Trainer{backend: backend, store: store, lossFn: lossFn, cfg: cfg}
+	if n := cfg.MeshDevices(); n > 0 {
+		var err error
+		if t.dp, err = newDataParallel(n); err != nil {
+			return nil, err
+		}
+		if err := t.dp.check(backend); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Mask.Enabled {
 		t.mask = newGradMask(store, cfg.Mask)
 	}
@@ -149,7 +182,18 @@ func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg 
 		return nil, fmt.Errorf("creating the training step: %w", err)
 	}
 	t.exec = exec.WithName("TrainStep")
+	if t.dp != nil {
+		exec.AutoSharding(t.dp.mesh).WithInputShardingSpecs(t.dp.batch).WithOutputShardingSpecs(t.dp.replicated)
+	}
 	return t, nil
+}
+
+// Devices returns the number of devices the step runs on (1 for the plain step).
+func (t *Trainer) Devices() int {
+	if t.dp == nil {
+		return 1
+	}
+	return t.dp.n
 }
 
 // Store returns the variables' store.
@@ -348,8 +392,23 @@ func addGradients(a, b *Node) *Node {
 // gradient returns a *NonFiniteError and leaves every variable as it was.
 func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 	args := make([]any, len(inputs))
-	for i, x := range inputs {
-		args[i] = x
+	if t.dp != nil {
+		sharded, err := t.dp.shard(inputs)
+		if err != nil {
+			return nil, fmt.Errorf("training step on %d devices: %w", t.dp.n, err)
+		}
+		defer func() {
+			for _, d := range sharded {
+				_ = d.FinalizeAll()
+			}
+		}()
+		for i, d := range sharded {
+			args[i] = d
+		}
+	} else {
+		for i, x := range inputs {
+			args[i] = x
+		}
 	}
 	var outputs []*tensors.Tensor
 	err := exceptions.TryCatch[error](func() {
@@ -361,6 +420,11 @@ func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("training step: %w", err)
+	}
+	if t.dp != nil {
+		if outputs, err = t.dp.firstDevice(outputs); err != nil {
+			return nil, fmt.Errorf("training step: %w", err)
+		}
 	}
 	t.mu.Lock()
 	numExtra := len(t.extraNames)

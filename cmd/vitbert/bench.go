@@ -21,7 +21,7 @@ func init() {
 	register("bench", "time training and inference steps of fixed model sizes (ours vs the PyTorch reference)", runBench)
 }
 
-const benchUsage = `[--preset tiny,small,base] [--mode joint,gradmask,infer-image,infer-text] [--steps N] [--warmup N] [--json]
+const benchUsage = `[--preset tiny,small,base] [--mode joint,gradmask,infer-image,infer-text] [--steps N] [--warmup N] [--devices N [--mesh]] [--json]
 
 Times one step of the joint pre-training (frozen text and image teachers
 forward, distillation losses on MLM and image classes, AdamW), of the same
@@ -51,6 +51,11 @@ may grow to twice its live size before a collection; --memory-limit (default
 min(7GiB, 3/4 of RAM), or GOMEMLIMIT) makes the collector keep the heap under
 that soft limit, which the base preset needs to train in 8 GB.
 
+Devices: --devices N (N > 1) runs the training modes data-parallel over N
+devices of the backend (XLA only, docs/gpu.md), the global batch being the
+preset's (or --batch) split evenly; --mesh runs that distributed step even on
+one device (--devices 1 --mesh). The inference modes run on one device.
+
 Presets (vocabulary 30522, distillation on both tasks):
   tiny   2 layers, D=128, 4 heads, MLP 512; texts 64; images 32×32×3 / 4; batch 16+16
   small  4 layers, D=256, 4 heads, MLP 1024; texts 128; images 32×32×3 / 4; batch 32+32
@@ -70,6 +75,8 @@ func runBench(args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed steps to this file (single preset and mode)")
 	inProcess := fs.Bool("in-process", false, "run every benchmark in this process (peak RSS is then cumulative)")
 	memLimit := fs.String("memory-limit", "auto", "Go heap soft limit (e.g. 6GiB, 512MiB; off: none; auto: GOMEMLIMIT if set, else min(7GiB, 3/4 of RAM))")
+	devices := fs.Int("devices", 0, "training modes: data-parallel over this many devices (XLA, docs/gpu.md)")
+	mesh := fs.Bool("mesh", false, "training modes: use the data-parallel (device-mesh) step even for one device")
 	child := fs.Bool("child", false, "internal: run one benchmark and print its JSON result")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,8 +92,8 @@ func runBench(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *steps < 1 || *warmup < 0 || *batch < 0 {
-		return fmt.Errorf("--steps must be >= 1, --warmup and --batch >= 0")
+	if *steps < 1 || *warmup < 0 || *batch < 0 || *devices < 0 {
+		return fmt.Errorf("--steps must be >= 1, --warmup, --batch and --devices >= 0")
 	}
 	if *cpuprofile != "" && len(ps)*len(ms) != 1 {
 		return fmt.Errorf("--cpuprofile needs exactly one preset and one mode")
@@ -107,7 +114,7 @@ func runBench(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--precision: %w", err)
 	}
-	opt := bench.Options{Steps: *steps, Warmup: *warmup, Seed: *seed, Precision: prec}
+	opt := bench.Options{Steps: *steps, Warmup: *warmup, Seed: *seed, Precision: prec, Devices: *devices, Mesh: *mesh}
 	out := os.Stdout
 
 	one := func(name, mode string) (*bench.Result, error) {
@@ -145,8 +152,12 @@ func runBench(args []string) error {
 	}
 
 	if !*asJSON {
-		fmt.Fprintf(out, "vitbert bench: %s, %s products, GOMAXPROCS=%d, %s, %d warm-up + %d timed steps\n",
-			backendName(), prec, runtime.GOMAXPROCS(0), cpuModel(), *warmup, *steps)
+		dp := ""
+		if *devices > 1 || *mesh {
+			dp = fmt.Sprintf(", training data-parallel over %d device(s)", max(*devices, 1))
+		}
+		fmt.Fprintf(out, "vitbert bench: %s, %s products, GOMAXPROCS=%d, %s, %d warm-up + %d timed steps%s\n",
+			backendName(), prec, runtime.GOMAXPROCS(0), cpuModel(), *warmup, *steps, dp)
 		printHeader(out)
 	}
 	fork := !*inProcess && len(ps)*len(ms) > 1

@@ -48,6 +48,8 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 	imgs := fs.String("images", "", "image data: embedded, or a path (IDX, CIFAR, ImageFolder)")
 	ckEvery := fs.Int("checkpoint-every", 0, "steps between checkpoints")
 	keep := fs.Int("keep", 0, "checkpoints to keep")
+	devices := fs.Int("devices", 0, "data-parallel training over this many devices of the backend (XLA, docs/gpu.md); batches are split evenly")
+	mesh := fs.Bool("mesh", false, "use the data-parallel (device-mesh) step even for one device")
 	apply = func(c *pretrain.Config) {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -128,6 +130,12 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 		}
 		if *keep > 0 {
 			c.KeepCheckpoints = *keep
+		}
+		if set["devices"] {
+			c.Devices = *devices
+		}
+		if set["mesh"] {
+			c.Mesh = *mesh
 		}
 	}
 	return
