@@ -21,8 +21,10 @@ import (
 //
 // 1 keeps the text gradient, 0 hands the entry to the image task. Before the
 // first mask update the step uses the plain sum ∇L_txt + ∇L_img; the scalar
-// variable "active" (0 until the first update) switches between the two rules.
-// A mask of ones is therefore not the same as "no masking".
+// variable "active" (0 until the first update) says which rule applies, and
+// the Trainer runs the step compiled for that rule (and, after the last
+// update, one that no longer accumulates |∇L_txt|). A mask of ones is
+// therefore not the same as "no masking".
 //
 // M is built iteratively, as in iterative magnitude pruning: K = ⌈β/δ⌉ updates
 // spaced evenly over [StartStep, EndStep]; update k raises the share of zeros
@@ -31,7 +33,7 @@ import (
 // back.
 //
 // Masks, accumulators and the switch are non-trainable variables of the
-// store, so changing them never recompiles the step and they are saved with
+// store, so changing them never recompiles a step and they are saved with
 // every checkpoint.
 const (
 	maskScope      = "/gradmask/mask"    // + parameter path: the 0/1 mask (float32)
@@ -225,29 +227,54 @@ func (m *GradMask) onesVariable(fullPath string, shape shapes.Shape) *model.Vari
 	return v.SetTrainable(false)
 }
 
-// combineGraph builds g = active ? M⊙gt + (1−M)⊙gi : gt + gi for the shared
-// parameters params, whose text and image gradients are gt and gi.
-func (m *GradMask) combineGraph(g *Graph, params []*model.Variable, gt, gi []*Node) []*Node {
+// combineGraph builds g = M⊙gt + (1−M)⊙gi when masked, else gt + gi, for the
+// shared parameters params, whose text and image gradients are gt and gi.
+// It declares the masks and the switch either way.
+func (m *GradMask) combineGraph(g *Graph, params []*model.Variable, gt, gi []*Node, masked bool) []*Node {
 	m.params = slices.Clone(params)
 	m.sparsityKnown = false
-	activeVar := zerosVariable(m.store, maskActivePath, shapes.Make(dtypes.Float32))
-	active := GreaterThan(activeVar.NodeValue(g), ScalarZero(g, dtypes.Float32))
+	zerosVariable(m.store, maskActivePath, shapes.Make(dtypes.Float32))
 	out := make([]*Node, len(params))
 	for i, p := range params {
 		maskVar := m.onesVariable(maskScope+p.Path(), float32Shape(p))
-		// For a 0/1 mask, M⊙gt + (1−M)⊙gi is a select: exact, and four passes
-		// over the tensor instead of six.
+		if !masked {
+			out[i] = Add(gt[i], gi[i])
+			continue
+		}
+		// For a 0/1 mask, M⊙gt + (1−M)⊙gi is a select: exact, and fewer
+		// passes over the tensor.
 		keep := NotEqual(maskVar.NodeValue(g), ScalarZero(g, maskVar.DType()))
-		out[i] = Where(active, Where(keep, gt[i], gi[i]), Add(gt[i], gi[i]))
+		out[i] = Where(keep, gt[i], gi[i])
 	}
 	return out
 }
 
+// isActive reports whether masking is on (after the first update): the
+// value of the switch variable, false before it exists.
+func (m *GradMask) isActive() (bool, error) {
+	v := m.store.GetVariable(maskActivePath)
+	if v == nil {
+		return false, nil
+	}
+	t, err := v.Value()
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", maskActivePath, err)
+	}
+	return tensors.ToScalar[float32](t) > 0, nil
+}
+
 // accumulateGraph adds |∇L_txt| to the accumulators and 1 to the step count,
-// when ok (bool scalar) holds.
-func (m *GradMask) accumulateGraph(ok *Node, params []*model.Variable, gt []*Node) {
+// when ok (bool scalar) holds. With accumulate false (no update ahead) it
+// only declares the variables.
+func (m *GradMask) accumulateGraph(ok *Node, params []*model.Variable, gt []*Node, accumulate bool) {
 	g := ok.Graph()
 	countVar := zerosVariable(m.store, maskCountPath, shapes.Make(dtypes.Float32))
+	if !accumulate {
+		for _, p := range params {
+			zerosVariable(m.store, accScope+p.Path(), float32Shape(p))
+		}
+		return
+	}
 	count := countVar.NodeValue(g)
 	countVar.SetNodeValue(Where(ok, AddScalar(count, 1.0), count))
 	for i, p := range params {

@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -266,6 +267,28 @@ func TestMaskScheduleOnToyModel(t *testing.T) {
 				target := 0.0
 				if k > 0 {
 					target = targets[k-1]
+				}
+				// |∇L_txt| is accumulated since the last update, and no longer
+				// after the final one: the step count and the accumulators stay 0.
+				wantCount, wantPhase := 0, phaseFinal
+				if res.Step < 6 {
+					wantCount, wantPhase = res.Step%2, phaseMasked
+				}
+				if res.Step < 2 {
+					wantPhase = phaseSum
+				}
+				if got := varData(t, tr.Store(), maskCountPath)[0]; got != float32(wantCount) {
+					t.Errorf("step %d: %g accumulated steps, want %d", res.Step, got, wantCount)
+				}
+				if ph, err := tr.phase(); err != nil || ph != wantPhase {
+					t.Errorf("after step %d: next phase %v (%v), want %v", res.Step, ph, err, wantPhase)
+				}
+				for _, p := range tr.Mask().Params() {
+					acc := varData(t, tr.Store(), accScope+p.Path())
+					nonZero := slices.ContainsFunc(acc, func(x float32) bool { return x != 0 })
+					if nonZero != (wantCount > 0) {
+						t.Errorf("step %d: accumulator of %s non-zero: %v, want %v", res.Step, p.Path(), nonZero, wantCount > 0)
+					}
 				}
 				masks := map[string][]float32{}
 				groupN, groupZ := map[string]int{}, map[string]int{}
