@@ -347,17 +347,13 @@ func ForceMask(tr *train.Trainer, ratio float64, seed int64) error {
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6d61736b))
 	for _, p := range params {
-		mv := m.MaskVariable(p)
-		if mv == nil {
-			return fmt.Errorf("gradient mask: no mask variable for %s", p.Path())
-		}
-		data := make([]float32, mv.Shape().Size())
+		data := make([]float32, p.Shape().Size())
 		for i := range data {
 			if rng.Float64() >= ratio {
 				data[i] = 1
 			}
 		}
-		if err := mv.SetValue(tensors.FromFlatDataAndDimensions(data, mv.Shape().Dimensions...)); err != nil {
+		if err := m.SetMaskValues(p, data); err != nil {
 			return fmt.Errorf("setting the mask of %s: %w", p.Path(), err)
 		}
 	}

@@ -143,11 +143,7 @@ func (p *prober) masks(rep *train.MaskReport) error {
 	gm := p.s.Trainer.Mask()
 	var ts []*checkpoint.Tensor
 	for _, param := range gm.Params() {
-		t, err := gm.MaskVariable(param).Value()
-		if err != nil {
-			return err
-		}
-		v, err := tensors.CopyFlatData[float32](t)
+		v, err := gm.MaskValues(param)
 		if err != nil {
 			return err
 		}

@@ -36,7 +36,7 @@ import (
 // store, so changing them never recompiles a step and they are saved with
 // every checkpoint.
 const (
-	maskScope      = "/gradmask/mask"    // + parameter path: the 0/1 mask (float32)
+	maskScope      = "/gradmask/mask"    // + parameter path: the mask (bool: true keeps the text gradient; float32 0/1 in older checkpoints)
 	accScope       = "/gradmask/acc"     // + parameter path: Σ|∇L_txt| since the last update
 	maskActivePath = "/gradmask/#active" // float32 scalar: 0 before the first update, then 1
 	maskCountPath  = "/gradmask/#count"  // float32 scalar: steps accumulated since the last update
@@ -212,19 +212,86 @@ func (m *GradMask) MaskVariable(param *model.Variable) *model.Variable {
 	return m.store.GetVariable(maskScope + param.Path())
 }
 
-func (m *GradMask) onesVariable(fullPath string, shape shapes.Shape) *model.Variable {
+// maskVariable returns the mask variable at fullPath, creating it all true
+// (every entry keeps the text gradient) when missing. Masks restored from
+// older checkpoints may be float32 0/1: both dtypes work.
+func (m *GradMask) maskVariable(fullPath string, shape shapes.Shape) *model.Variable {
 	v := m.store.GetVariable(fullPath)
 	if v == nil {
-		ones := make([]float32, shape.Size())
+		ones := make([]bool, shape.Size())
 		for i := range ones {
-			ones[i] = 1
+			ones[i] = true
 		}
 		v = m.store.VariableWithValue(fullPath, tensors.FromFlatDataAndDimensions(ones, shape.Dimensions...))
 	}
-	if !v.Shape().Equal(shape) {
-		panic(fmt.Errorf("mask variable %q has shape %s, want %s", fullPath, v.Shape(), shape))
+	if !slices.Equal(v.Shape().Dimensions, shape.Dimensions) {
+		panic(fmt.Errorf("mask variable %q has shape %s, want dimensions %v", fullPath, v.Shape(), shape.Dimensions))
+	}
+	if d := v.DType(); d != dtypes.Bool && d != dtypes.Float32 {
+		panic(fmt.Errorf("mask variable %q has dtype %s, want bool (or float32 0/1)", fullPath, d))
 	}
 	return v.SetTrainable(false)
+}
+
+// MaskValues returns the mask of a shared parameter as 0/1 values (1 keeps
+// the text gradient).
+func (m *GradMask) MaskValues(param *model.Variable) ([]float32, error) {
+	v := m.MaskVariable(param)
+	if v == nil {
+		return nil, fmt.Errorf("gradient mask: no mask variable for %s", param.Path())
+	}
+	return readMask(v)
+}
+
+// SetMaskValues sets the mask of a shared parameter from 0/1 values.
+func (m *GradMask) SetMaskValues(param *model.Variable, values []float32) error {
+	v := m.MaskVariable(param)
+	if v == nil {
+		return fmt.Errorf("gradient mask: no mask variable for %s", param.Path())
+	}
+	return writeMask(v, values)
+}
+
+func readMask(v *model.Variable) ([]float32, error) {
+	if v.DType() != dtypes.Bool {
+		return readFloat32(v)
+	}
+	t, err := v.Value()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
+	}
+	b, err := tensors.CopyFlatData[bool](t)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
+	}
+	out := make([]float32, len(b))
+	for i, x := range b {
+		if x {
+			out[i] = 1
+		}
+	}
+	return out, nil
+}
+
+func writeMask(v *model.Variable, values []float32) error {
+	dims := v.Shape().Dimensions
+	if len(values) != v.Shape().Size() {
+		return fmt.Errorf("mask of %s: %d values for shape %v", v.Path(), len(values), dims)
+	}
+	var t *tensors.Tensor
+	if v.DType() == dtypes.Bool {
+		b := make([]bool, len(values))
+		for i, x := range values {
+			b[i] = x != 0
+		}
+		t = tensors.FromFlatDataAndDimensions(b, dims...)
+	} else {
+		t = tensors.FromFlatDataAndDimensions(slices.Clone(values), dims...)
+	}
+	if err := v.SetValue(t); err != nil {
+		return fmt.Errorf("writing %s: %w", v.Path(), err)
+	}
+	return nil
 }
 
 // combineGraph builds g = M⊙gt + (1−M)⊙gi when masked, else gt + gi, for the
@@ -236,14 +303,17 @@ func (m *GradMask) combineGraph(g *Graph, params []*model.Variable, gt, gi []*No
 	zerosVariable(m.store, maskActivePath, shapes.Make(dtypes.Float32))
 	out := make([]*Node, len(params))
 	for i, p := range params {
-		maskVar := m.onesVariable(maskScope+p.Path(), float32Shape(p))
+		maskVar := m.maskVariable(maskScope+p.Path(), float32Shape(p))
 		if !masked {
 			out[i] = Add(gt[i], gi[i])
 			continue
 		}
-		// For a 0/1 mask, M⊙gt + (1−M)⊙gi is a select: exact, and fewer
-		// passes over the tensor.
-		keep := NotEqual(maskVar.NodeValue(g), ScalarZero(g, maskVar.DType()))
+		// M⊙gt + (1−M)⊙gi for a 0/1 mask is a select: exact, and one pass
+		// over the tensor.
+		keep := maskVar.NodeValue(g)
+		if keep.DType() != dtypes.Bool {
+			keep = NotEqual(keep, ScalarZero(g, keep.DType()))
+		}
 		out[i] = Where(keep, gt[i], gi[i])
 	}
 	return out
@@ -347,7 +417,7 @@ func (m *GradMask) readMasks() ([][]float32, error) {
 			return nil, fmt.Errorf("gradient mask: no mask variable for %s", p.Path())
 		}
 		var err error
-		if masks[i], err = readFloat32(mv); err != nil {
+		if masks[i], err = readMask(mv); err != nil {
 			return nil, err
 		}
 	}
@@ -384,8 +454,8 @@ func (m *GradMask) update(k, step int) (*MaskReport, error) {
 	}
 	for i, p := range m.params {
 		dims := p.Shape().Dimensions
-		if err := m.store.GetVariable(maskScope + p.Path()).SetValue(tensors.FromFlatDataAndDimensions(masks[i], dims...)); err != nil {
-			return nil, fmt.Errorf("writing mask of %s: %w", p.Path(), err)
+		if err := writeMask(m.store.GetVariable(maskScope+p.Path()), masks[i]); err != nil {
+			return nil, err
 		}
 		accShape := shapes.Make(dtypes.Float32, dims...)
 		if err := m.store.GetVariable(accScope + p.Path()).SetValue(tensors.FromShape(accShape)); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers"
@@ -157,6 +158,13 @@ func varData(t *testing.T, store *model.Store, path string) []float32 {
 	if v == nil {
 		t.Fatalf("no variable %s", path)
 	}
+	if v.DType() == dtypes.Bool { // masks
+		vals, err := readMask(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vals
+	}
 	return tensors.MustCopyFlatData[float32](v.MustValue())
 }
 
@@ -165,6 +173,12 @@ func setVar(t *testing.T, store *model.Store, path string, data []float32) {
 	v := store.GetVariable(path)
 	if v == nil {
 		t.Fatalf("no variable %s", path)
+	}
+	if v.DType() == dtypes.Bool { // masks
+		if err := writeMask(v, data); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
 	if err := v.SetValue(tensors.FromFlatDataAndDimensions(data, v.Shape().Dimensions...)); err != nil {
 		t.Fatal(err)

@@ -132,8 +132,8 @@ type Trainer struct {
 	execs map[stepPhase]*model.Exec
 	// nextStep caches the number of completed steps (-1: not read yet).
 	nextStep int
-	mask    *GradMask
-	dp      *dataParallel // nil: the plain single-device step
+	mask     *GradMask
+	dp       *dataParallel // nil: the plain single-device step
 
 	mu         sync.Mutex
 	built      bool

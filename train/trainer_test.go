@@ -523,3 +523,57 @@ func TestNonFiniteStepIsNotApplied(t *testing.T) {
 		}
 	}
 }
+
+// Masks restored from older checkpoints are float32 0/1: the step selects
+// with them exactly as with the bool masks it creates.
+func TestFloat32MaskFromOlderCheckpoint(t *testing.T) {
+	cfg := noClipConfig()
+	cfg.Mask = MaskConfig{Enabled: true, FinalSparsity: 0.5, Increment: 0.25, StartStep: 0, EndStep: 100}
+	o := toyOpts{text: true, image: true}
+	probe := newToyTrainer(t, cfg, o)
+	if _, err := probe.Step(toyBatchAt(0)...); err != nil {
+		t.Fatal(err)
+	}
+	tr := newToyTrainer(t, cfg, o)
+	store := tr.Store()
+	masks := map[string][]float32{}
+	for _, p := range probe.Mask().Params() {
+		if probe.Mask().MaskVariable(p).DType() != dtypes.Bool {
+			t.Fatalf("new mask of %s is %s, want bool", p.Path(), probe.Mask().MaskVariable(p).DType())
+		}
+		m := make([]float32, p.Shape().Size())
+		for i := range m {
+			m[i] = float32(i % 2)
+		}
+		masks[p.Path()] = m
+		if _, err := store.CreateVariable(maskScope+p.Path(), tensors.FromFlatDataAndDimensions(m, p.Shape().Dimensions...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.CreateVariable(maskActivePath, tensors.FromScalar(float32(1))); err != nil {
+		t.Fatal(err)
+	}
+	batch := toyBatchAt(1)
+	gt, gi := referenceGradients(t, store, toyLossFn(o), batch)
+	if _, err := tr.Step(batch...); err != nil {
+		t.Fatal(err)
+	}
+	got := capturedGrads(tr)
+	for path, m := range masks {
+		if tr.Mask().MaskVariable(tr.store.GetVariable(path)).DType() != dtypes.Float32 {
+			t.Fatalf("mask of %s was replaced", path)
+		}
+		for i, keep := range m {
+			want := gi[path][i]
+			if keep == 1 {
+				want = gt[path][i]
+			}
+			if got[path][i] != want {
+				t.Fatalf("%s[%d] = %g, want %g (mask %g)", path, i, got[path][i], want, keep)
+			}
+		}
+	}
+	if len(masks) != 4 {
+		t.Errorf("%d masks, want 4", len(masks))
+	}
+}
