@@ -60,7 +60,7 @@ type Config struct {
 	Seed       int64        `json:"seed"`
 	// Precision of the matrix products: "f32" (default) or "bf16" (mixed
 	// precision; weights and optimiser state stay float32).
-	Precision string `json:"precision,omitempty"`
+	Precision string `json:"precision"`
 
 	Optimizer train.OptimizerConfig `json:"optimizer"`
 	Mask      train.MaskConfig      `json:"gradient_mask"`
@@ -99,7 +99,7 @@ const (
 // tokens), "small" is four times wider, "base" is BERT-base / ViT-B/16.
 func Preset(name string) (Config, error) {
 	c := Config{
-		Mode: ModeJoint, Preset: name, Seed: 1,
+		Mode: ModeJoint, Preset: name, Seed: 1, Precision: string(model.PrecisionF32),
 		Mask:      train.MaskConfig{FinalSparsity: 0.5, Increment: 0.1, Ranking: train.RankPerTensor},
 		MaskStart: 0.1, MaskSpan: 0.6, WarmupFrac: 0.1,
 		DistillText:  Distill{Alpha: 0.5, Tau: 2},
