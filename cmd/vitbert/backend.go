@@ -21,11 +21,22 @@ func newBackend() (compute.Backend, error) {
 	config, ok := backendConfig(env, set, compute.List(), runtime.GOMAXPROCS(0))
 	var b compute.Backend
 	var err error
-	if ok {
-		b, err = compute.NewWithConfig(config)
-	} else {
-		b, err = compute.New()
-	}
+	func() {
+		// compute panics on a backend that is not compiled in.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r)
+				if strings.HasPrefix(config, "xla") {
+					err = fmt.Errorf("%w (this binary has the pure-Go backend only: build with -tags xla, see docs/gpu.md)", err)
+				}
+			}
+		}()
+		if ok {
+			b, err = compute.NewWithConfig(config)
+		} else {
+			b, err = compute.New()
+		}
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("opening the compute backend (GOMLX_BACKEND): %w", err)
 	}

@@ -105,3 +105,20 @@ func TestBackendConfig(t *testing.T) {
 		}
 	}
 }
+
+// A backend that is not compiled in (or a plugin that does not exist) is an
+// error naming GOMLX_BACKEND, not a panic.
+func TestNewBackendMissingIsError(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "xla:/nonexistent/pjrt_plugin.so")
+	b, err := newBackend()
+	if err == nil {
+		b.Finalize()
+		t.Fatal("opening a missing XLA plugin gave no error")
+	}
+	if !strings.Contains(err.Error(), "GOMLX_BACKEND") {
+		t.Errorf("error %q does not name GOMLX_BACKEND", err)
+	}
+	if strings.Contains(err.Error(), "can't find backend") && !strings.Contains(err.Error(), "-tags xla") {
+		t.Errorf("error %q does not say how to get the XLA backend", err)
+	}
+}
