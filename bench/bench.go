@@ -289,6 +289,7 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, opt Options) (
 		}
 		model.SetPrecision(store, precision)
 		cfg := train.Config{Optimizer: OptimizerConfig(), SharedPrefix: "/" + model.EncoderScope,
+			Frozen:  []string{"/" + TextTeacherScope, "/" + ImageTeacherScope},
 			Devices: opt.Devices, Mesh: opt.Mesh}
 		if mode == ModeGradMask {
 			// Updates scheduled far away: the step accumulates |∇L_txt| as in

@@ -41,6 +41,11 @@ type Config struct {
 	// SharedPrefix is the scope of the parameters shared by both modalities
 	// (default "/encoder"); gradient masking applies to them only.
 	SharedPrefix string `json:"shared_prefix"`
+	// Frozen lists scopes (e.g. "/teacher_text") whose variables are never
+	// trained, whatever their Trainable flag: GoMLX's LayerNorm marks its
+	// gain and offset trainable each time a graph uses them, so frozen
+	// models kept in the same store need this.
+	Frozen []string `json:"frozen,omitempty"`
 	// Seed, if non-zero, seeds the store's in-graph random number generator
 	// (dropout) when it has no state yet, making runs reproducible. The state
 	// is a store variable ("/#rngState"), saved with every checkpoint.
@@ -289,14 +294,21 @@ func (t *Trainer) CurrentStep() (int, error) {
 // trainableParams lists, in store order, the float variables marked
 // trainable and used by the graph. Internal variables ("#..."), such as the
 // random number generator state, are never trained.
-func trainableParams(store *model.Store, g *Graph) []*model.Variable {
+func trainableParams(store *model.Store, g *Graph, frozen ...string) []*model.Variable {
 	var out []*model.Variable
 	for v := range store.IterVariables() {
-		if v.Trainable && v.DType().IsFloat() && !strings.HasPrefix(v.Name(), "#") && v.InUseByGraph(g) {
+		if v.Trainable && v.DType().IsFloat() && !strings.HasPrefix(v.Name(), "#") && v.InUseByGraph(g) &&
+			!slices.ContainsFunc(frozen, func(p string) bool { return underScope(v.Path(), p) }) {
 			out = append(out, v)
 		}
 	}
 	return out
+}
+
+// underScope reports whether path is scope or inside it.
+func underScope(path, scope string) bool {
+	scope = strings.TrimSuffix(scope, "/")
+	return path == scope || strings.HasPrefix(path, scope+"/")
 }
 
 func nodesOf(g *Graph, vars []*model.Variable) []*Node {
@@ -322,7 +334,7 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 	if !hasText && !hasImage {
 		exceptions.Panicf("the loss function returned neither a text nor an image loss")
 	}
-	params := trainableParams(t.store, g)
+	params := trainableParams(t.store, g, t.cfg.Frozen...)
 	if len(params) == 0 {
 		exceptions.Panicf("no trainable variables are used by the losses")
 	}

@@ -577,3 +577,54 @@ func TestFloat32MaskFromOlderCheckpoint(t *testing.T) {
 		t.Errorf("%d masks, want 4", len(masks))
 	}
 }
+
+// Variables under Config.Frozen are not trained even when marked trainable.
+func TestFrozenScopesAreNotTrained(t *testing.T) {
+	o := toyOpts{text: true, image: true}
+	all := newToyTrainer(t, noClipConfig(), o)
+	if _, err := all.Step(toyBatchAt(0)...); err != nil {
+		t.Fatal(err)
+	}
+	var frozenScope string
+	for path := range capturedGrads(all) {
+		if !strings.HasPrefix(path, "/encoder/") {
+			frozenScope = path[:strings.Index(path[1:], "/")+1]
+			break
+		}
+	}
+	if frozenScope == "" {
+		t.Fatal("the toy model has no variable outside /encoder")
+	}
+	cfg := noClipConfig()
+	cfg.Frozen = []string{frozenScope}
+	tr := newToyTrainer(t, cfg, o)
+	if _, err := tr.Step(toyBatchAt(0)...); err != nil { // creates the variables
+		t.Fatal(err)
+	}
+	before := map[string][]float32{}
+	for v := range tr.Store().IterVariables() {
+		if underScope(v.Path(), frozenScope) {
+			before[v.Path()] = varData(t, tr.Store(), v.Path())
+		}
+	}
+	if _, err := tr.Step(toyBatchAt(1)...); err != nil {
+		t.Fatal(err)
+	}
+	got := capturedGrads(tr)
+	if len(got) == 0 || len(got) >= len(capturedGrads(all)) {
+		t.Fatalf("%d trained tensors with %s frozen, %d without", len(got), frozenScope, len(capturedGrads(all)))
+	}
+	for path := range got {
+		if underScope(path, frozenScope) {
+			t.Errorf("%s is under the frozen scope %s but was trained", path, frozenScope)
+		}
+	}
+	if len(before) == 0 {
+		t.Fatalf("no variables under %s", frozenScope)
+	}
+	for path, b := range before {
+		if !slices.Equal(b, varData(t, tr.Store(), path)) {
+			t.Errorf("frozen %s changed", path)
+		}
+	}
+}
