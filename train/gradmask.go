@@ -215,17 +215,17 @@ func (m *GradMask) MaskVariable(param *model.Variable) *model.Variable {
 // maskVariable returns the mask variable at fullPath, creating it all true
 // (every entry keeps the text gradient) when missing. Masks restored from
 // older checkpoints may be float32 0/1: both dtypes work.
-func (m *GradMask) maskVariable(fullPath string, shape shapes.Shape) *model.Variable {
+func (m *GradMask) maskVariable(fullPath string, dims []int) *model.Variable {
 	v := m.store.GetVariable(fullPath)
 	if v == nil {
-		ones := make([]bool, shape.Size())
+		ones := make([]bool, shapes.Make(dtypes.Bool, dims...).Size())
 		for i := range ones {
 			ones[i] = true
 		}
-		v = m.store.VariableWithValue(fullPath, tensors.FromFlatDataAndDimensions(ones, shape.Dimensions...))
+		v = m.store.VariableWithValue(fullPath, tensors.FromFlatDataAndDimensions(ones, dims...))
 	}
-	if !slices.Equal(v.Shape().Dimensions, shape.Dimensions) {
-		panic(fmt.Errorf("mask variable %q has shape %s, want dimensions %v", fullPath, v.Shape(), shape.Dimensions))
+	if !slices.Equal(v.Shape().Dimensions, dims) {
+		panic(fmt.Errorf("mask variable %q has shape %s, want dimensions %v", fullPath, v.Shape(), dims))
 	}
 	if d := v.DType(); d != dtypes.Bool && d != dtypes.Float32 {
 		panic(fmt.Errorf("mask variable %q has dtype %s, want bool (or float32 0/1)", fullPath, d))
@@ -303,7 +303,7 @@ func (m *GradMask) combineGraph(g *Graph, params []*model.Variable, gt, gi []*No
 	zerosVariable(m.store, maskActivePath, shapes.Make(dtypes.Float32))
 	out := make([]*Node, len(params))
 	for i, p := range params {
-		maskVar := m.maskVariable(maskScope+p.Path(), float32Shape(p))
+		maskVar := m.maskVariable(maskScope+p.Path(), p.Shape().Dimensions)
 		if !masked {
 			out[i] = Add(gt[i], gi[i])
 			continue
@@ -454,7 +454,7 @@ func (m *GradMask) update(k, step int) (*MaskReport, error) {
 	}
 	for i, p := range m.params {
 		dims := p.Shape().Dimensions
-		if err := writeMask(m.store.GetVariable(maskScope+p.Path()), masks[i]); err != nil {
+		if err := writeMask(m.MaskVariable(p), masks[i]); err != nil {
 			return nil, err
 		}
 		accShape := shapes.Make(dtypes.Float32, dims...)
