@@ -412,12 +412,8 @@ func readFloat32(v *model.Variable) ([]float32, error) {
 func (m *GradMask) readMasks() ([][]float32, error) {
 	masks := make([][]float32, len(m.params))
 	for i, p := range m.params {
-		mv := m.store.GetVariable(maskScope + p.Path())
-		if mv == nil {
-			return nil, fmt.Errorf("gradient mask: no mask variable for %s", p.Path())
-		}
 		var err error
-		if masks[i], err = readMask(mv); err != nil {
+		if masks[i], err = m.MaskValues(p); err != nil {
 			return nil, err
 		}
 	}

@@ -81,8 +81,7 @@ func (c *Config) sharedPrefix() string {
 
 // IsShared reports whether a parameter path belongs to the shared encoder.
 func (c *Config) IsShared(path string) bool {
-	p := c.sharedPrefix()
-	return path == p || strings.HasPrefix(path, p+"/")
+	return underScope(path, c.sharedPrefix())
 }
 
 // StepResult holds the outcome of one training step.
