@@ -101,10 +101,15 @@ type FinetuneFn func(ctx context.Context, modelDir string, cfg *pretrain.Config,
 // Cell is one fine-tuning result.
 type Cell struct {
 	Variant, Task string
-	Seed          int
-	Metrics       map[string]float64
-	Main          string
-	Dir           string
+	// Protocol is how the task was scored ("" for full fine-tuning).
+	Protocol string
+	// PretrainSeed is the pre-training run's seed (0 without pre-training);
+	// Seed is the fine-tuning seed.
+	PretrainSeed int
+	Seed         int
+	Metrics      map[string]float64
+	Main         string
+	Dir          string
 }
 
 // Runner executes a plan into a directory.
