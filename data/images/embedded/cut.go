@@ -8,6 +8,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,15 +17,18 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: go run cut.go FASHION_MNIST_DIR OUT_DIR")
+	nTrain := flag.Int("train", 2000, "training images to keep")
+	nTest := flag.Int("test", 500, "test images to keep")
+	flag.Parse()
+	if flag.NArg() != 2 {
+		fmt.Fprintln(os.Stderr, "usage: go run cut.go [-train N] [-test N] FASHION_MNIST_DIR OUT_DIR")
 		os.Exit(2)
 	}
-	src, out := os.Args[1], os.Args[2]
+	src, out := flag.Arg(0), flag.Arg(1)
 	for _, c := range []struct {
 		split, prefix string
 		n             int
-	}{{"train", "train", 2000}, {"test", "t10k", 500}} {
+	}{{"train", "train", *nTrain}, {"test", "t10k", *nTest}} {
 		ds, err := images.OpenMNISTDir(src, c.split)
 		if err != nil {
 			fail(err)
