@@ -1,4 +1,4 @@
-// Package train holds the training machinery of ViT-BERT (method.md, "Joint
+// Package train holds the training machinery of ViT-BERT (docs/method.md, "Joint
 // pre-training", "Knowledge distillation", "Gradient masking"):
 //
 //   - losses.go: softmax cross-entropy with per-example weights, the
