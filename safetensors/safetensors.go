@@ -12,8 +12,12 @@
 // overlap nor leave gaps, boolean bytes that are 0 or 1) and names the file and
 // the tensor in every error. Writing is atomic (see atomicfs).
 //
-// The Go port of the reference reader in github.com/gomlx/go-huggingface is
-// not used: it only reads, and would add a dependency tree for ~300 lines.
+// Existing Go packages were not taken: github.com/gomlx/go-huggingface only
+// reads, through its Hub repository type; github.com/maruel/safetensors reads
+// and writes bytes but its errors name neither the file nor always the
+// tensor, it refuses a file without tensors and requires the header to list
+// tensors in data order. Either would still need the atomic writes, the
+// GoMLX conversions and the checks here around it.
 package safetensors
 
 import (
