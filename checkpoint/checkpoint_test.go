@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 const fixtures = "../testdata/hf/"
@@ -128,24 +129,24 @@ func TestLoadErrors(t *testing.T) {
 		}, `tensor "bert.encoder.layer.0.intermediate.dense.weight" has shape [64 32], the config wants [48 32]`},
 		{"missing tensor", func(d string) {
 			p := filepath.Join(d, "model.safetensors")
-			f, _ := ReadSafetensors(p)
-			var ts []*Tensor
+			f, _ := safetensors.ReadFile(p)
+			var ts []*safetensors.Tensor
 			for _, n := range f.Names() {
 				if n != "classifier.bias" {
 					ts = append(ts, f.Tensors[n])
 				}
 			}
-			WriteSafetensors(p, ts, nil)
+			safetensors.WriteFile(p, ts, nil)
 		}, `missing tensor "classifier.bias"`},
 		{"unknown tensor", func(d string) {
 			p := filepath.Join(d, "model.safetensors")
-			f, _ := ReadSafetensors(p)
-			var ts []*Tensor
+			f, _ := safetensors.ReadFile(p)
+			var ts []*safetensors.Tensor
 			for _, n := range f.Names() {
 				ts = append(ts, f.Tensors[n])
 			}
-			ts = append(ts, F32("bert.encoder.layer.9.extra.weight", []int{2}, []float32{1, 2}))
-			WriteSafetensors(p, ts, nil)
+			ts = append(ts, safetensors.NewF32("bert.encoder.layer.9.extra.weight", []int{2}, []float32{1, 2}))
+			safetensors.WriteFile(p, ts, nil)
 		}, `unknown tensor "bert.encoder.layer.9.extra.weight"`},
 	}
 	for _, tc := range cases {
@@ -157,21 +158,5 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("want error containing %q, got %v", tc.want, err)
 			}
 		})
-	}
-}
-
-func TestHalfAndBFloat16(t *testing.T) {
-	// 0x3C00 = 1.0, 0xC000 = -2.0, 0x3555 ≈ 0.33325 in IEEE half; 0x3F80 = 1.0 in bfloat16.
-	h := &Tensor{Name: "h", DType: "F16", Shape: []int{3}, Data: []byte{0x00, 0x3C, 0x00, 0xC0, 0x55, 0x35}}
-	got, err := h.Float32s()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got[0] != 1 || got[1] != -2 || got[2] < 0.3332 || got[2] > 0.3333 {
-		t.Errorf("F16 decode: %v", got)
-	}
-	b := &Tensor{Name: "b", DType: "BF16", Shape: []int{1}, Data: []byte{0x80, 0x3F}}
-	if got, _ := b.Float32s(); got[0] != 1 {
-		t.Errorf("BF16 decode: %v", got)
 	}
 }

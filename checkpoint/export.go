@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 // ExportHF writes a model as a Hugging Face checkpoint (config.json +
@@ -91,7 +93,7 @@ func ExportHF(dir string, c *model.Config, weights map[string][]float32) error {
 		prefix = ""
 	}
 	names := hfNames(&renamed, modelType, prefix)
-	var ts []*Tensor
+	var ts []*safetensors.Tensor
 	for _, v := range model.Variables(&renamed) {
 		vals, ok := w[v.Path]
 		if !ok {
@@ -106,16 +108,16 @@ func ExportHF(dir string, c *model.Config, weights map[string][]float32) error {
 		case "/image/embeddings/position/embeddings":
 			shape = []int{1, c.NumPatches() + 1, c.Hidden}
 		}
-		ts = append(ts, F32(names[v.Path], shape, vals))
+		ts = append(ts, safetensors.NewF32(names[v.Path], shape, vals))
 	}
 	raw, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeDirAtomically(dir, func(tmp string) error {
+	return atomicfs.WriteDir(dir, func(tmp string) error {
 		if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(raw, '\n'), 0o644); err != nil {
 			return err
 		}
-		return WriteSafetensors(filepath.Join(tmp, "model.safetensors"), ts, map[string]string{"format": "pt"})
+		return safetensors.WriteFile(filepath.Join(tmp, "model.safetensors"), ts, map[string]string{"format": "pt"})
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 // hfConfig holds the fields of a Hugging Face config.json that BERT and ViT use.
@@ -274,7 +275,7 @@ func LoadDir(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := ReadSafetensors(stPath)
+	f, err := safetensors.ReadFile(stPath)
 	if err != nil {
 		return nil, fmt.Errorf("loading model weights: %w", err)
 	}
@@ -358,7 +359,7 @@ func loadOwn(cfgPath string, raw []byte, stPath string) (*Model, error) {
 	if err := oc.Model.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	f, err := ReadSafetensors(stPath)
+	f, err := safetensors.ReadFile(stPath)
 	if err != nil {
 		return nil, fmt.Errorf("loading model weights: %w", err)
 	}
@@ -370,7 +371,7 @@ func loadOwn(cfgPath string, raw []byte, stPath string) (*Model, error) {
 }
 
 // takeWeights fills m.Weights from a file keyed by our variable paths.
-func (m *Model) takeWeights(f *File, path string) error {
+func (m *Model) takeWeights(f *safetensors.File, path string) error {
 	want := map[string]bool{}
 	for _, v := range model.Variables(&m.Config) {
 		want[v.Path] = true

@@ -9,7 +9,9 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 // NewStore builds a GoMLX store holding the model's weights.
@@ -69,57 +71,22 @@ func Weights(store *mlmodel.Store, c *model.Config) (map[string][]float32, error
 // directory is written beside the target and renamed into place, so an
 // existing model is never left half-overwritten.
 func SaveDir(dir string, c *model.Config, weights map[string][]float32) error {
-	var ts []*Tensor
+	var ts []*safetensors.Tensor
 	for _, v := range model.Variables(c) {
 		vals, ok := weights[v.Path]
 		if !ok {
 			return fmt.Errorf("saving %s: no weights for %s", dir, v.Path)
 		}
-		ts = append(ts, F32(v.Path, v.Shape, vals))
+		ts = append(ts, safetensors.NewF32(v.Path, v.Shape, vals))
 	}
 	cfg, err := json.MarshalIndent(ownConfig{ModelType: ModelTypeVitbert, Model: *c}, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeDirAtomically(dir, func(tmp string) error {
+	return atomicfs.WriteDir(dir, func(tmp string) error {
 		if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(cfg, '\n'), 0o644); err != nil {
 			return err
 		}
-		return WriteSafetensors(filepath.Join(tmp, "model.safetensors"), ts, map[string]string{"format": "vitbert"})
+		return safetensors.WriteFile(filepath.Join(tmp, "model.safetensors"), ts, map[string]string{"format": "vitbert"})
 	})
-}
-
-// writeDirAtomically fills a fresh sibling directory and swaps it with dir.
-func writeDirAtomically(dir string, fill func(tmp string) error) error {
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, ".tmp-"+filepath.Base(dir)+"-")
-	if err != nil {
-		return err
-	}
-	if err := fill(tmp); err != nil {
-		os.RemoveAll(tmp)
-		return fmt.Errorf("writing %s: %w", dir, err)
-	}
-	old := ""
-	if _, err := os.Stat(dir); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(dir, old); err != nil {
-			os.RemoveAll(tmp)
-			return err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if old != "" {
-			os.Rename(old, dir)
-		}
-		os.RemoveAll(tmp)
-		return err
-	}
-	if old != "" {
-		os.RemoveAll(old)
-	}
-	return nil
 }

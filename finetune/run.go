@@ -1,5 +1,5 @@
 // Package finetune adapts a ViT-BERT model to one downstream task: a fresh
-// 2-layer GELU head on the [CLS] embedding (method.md, "Fine-tuning"), all
+// 2-layer GELU head on the [CLS] embedding (docs/method.md, "Fine-tuning"), all
 // weights trained with AdamW, warm-up and decay, periodic evaluation on the
 // task's evaluation split, the best model kept, and early stopping.
 //

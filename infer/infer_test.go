@@ -7,11 +7,12 @@ import (
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 const fixtures = "../testdata/hf/"
 
-func rows(t *testing.T, ts *checkpoint.Tensor) [][]int32 {
+func rows(t *testing.T, ts *safetensors.Tensor) [][]int32 {
 	t.Helper()
 	v, err := ts.Int64s()
 	if err != nil {
@@ -28,7 +29,7 @@ func rows(t *testing.T, ts *checkpoint.Tensor) [][]int32 {
 	return out
 }
 
-func expectClose(t *testing.T, what string, got []float32, gotShape []int, want *checkpoint.Tensor) {
+func expectClose(t *testing.T, what string, got []float32, gotShape []int, want *safetensors.Tensor) {
 	t.Helper()
 	w, err := want.Float32s()
 	if err != nil {
@@ -48,7 +49,7 @@ func expectClose(t *testing.T, what string, got []float32, gotShape []int, want 
 }
 
 func TestBertTinyMatchesHuggingFace(t *testing.T) {
-	exp, err := checkpoint.ReadSafetensors(fixtures + "bert-tiny/expected.safetensors")
+	exp, err := safetensors.ReadFile(fixtures + "bert-tiny/expected.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestBertTinyMatchesHuggingFace(t *testing.T) {
 }
 
 func TestViTTinyMatchesHuggingFace(t *testing.T) {
-	exp, err := checkpoint.ReadSafetensors(fixtures + "vit-tiny/expected.safetensors")
+	exp, err := safetensors.ReadFile(fixtures + "vit-tiny/expected.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
+	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/train"
 )
 
@@ -145,9 +146,34 @@ func TestConfigErrors(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Error("unknown mode accepted")
 	}
+	// The control: a valid joint configuration is accepted and trains, one
+	// metrics line per step with both losses finite, then saves the model
+	// it was configured with.
 	c = micro(t, ModeJoint, 10)
-	if err := Run(context.Background(), compute.MustNew(), c, Options{OutDir: t.TempDir(), Quiet: true}); err != nil {
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a valid joint configuration refused: %v", err)
+	}
+	out := t.TempDir()
+	run(t, c, out, Options{})
+	rows := readMetrics(t, out)
+	if len(rows) != 10 {
+		t.Fatalf("%d metrics lines, want 10", len(rows))
+	}
+	for i, r := range rows {
+		lt, okText := r["loss_text"]
+		li, okImage := r["loss_image"]
+		if r["step"] != float64(i+1) || !okText || !okImage || math.IsNaN(lt+li) || math.IsInf(lt+li, 0) || lt <= 0 || li <= 0 {
+			t.Errorf("metrics line %d: step %v, loss_text %v (%v), loss_image %v (%v); want step %d and two positive finite losses",
+				i+1, r["step"], lt, okText, li, okImage, i+1)
+		}
+	}
+	m, err := checkpoint.LoadDir(filepath.Join(out, ModelDir))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if got := m.Config; got.Hidden != 32 || got.Layers != 1 || got.MLP != 64 || got.PatchSize != 7 || len(m.Weights) == 0 {
+		t.Errorf("saved model: hidden %d, layers %d, MLP %d, patch %d, %d tensors; want 32, 1, 64, 7 and weights",
+			got.Hidden, got.Layers, got.MLP, got.PatchSize, len(m.Weights))
 	}
 }
 

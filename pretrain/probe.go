@@ -10,7 +10,9 @@ import (
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/safetensors"
 	"github.com/vitbert/vitbert/train"
 )
 
@@ -135,22 +137,22 @@ func (p *prober) activations(step int) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(p.dir, ActivationsFile(step)), b, 0o644)
+	return atomicfs.WriteBytes(filepath.Join(p.dir, ActivationsFile(step)), b)
 }
 
 // masks writes every shared parameter's gradient mask after an update.
 func (p *prober) masks(rep *train.MaskReport) error {
 	gm := p.s.Trainer.Mask()
-	var ts []*checkpoint.Tensor
+	var ts []*safetensors.Tensor
 	for _, param := range gm.Params() {
 		v, err := gm.MaskValues(param)
 		if err != nil {
 			return err
 		}
-		ts = append(ts, checkpoint.F32(param.Path(), param.Shape().Dimensions, v))
+		ts = append(ts, safetensors.NewF32(param.Path(), param.Shape().Dimensions, v))
 	}
 	meta := map[string]string{"step": fmt.Sprint(rep.Step), "update": fmt.Sprint(rep.Update), "sparsity": fmt.Sprint(rep.Sparsity)}
-	return checkpoint.WriteSafetensors(filepath.Join(p.dir, MasksFile(rep.Update)), ts, meta)
+	return safetensors.WriteFile(filepath.Join(p.dir, MasksFile(rep.Update)), ts, meta)
 }
 
 func (p *prober) onStep(res *train.StepResult) error {

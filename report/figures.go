@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/pretrain"
+	"github.com/vitbert/vitbert/safetensors"
 	"github.com/vitbert/vitbert/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette"
@@ -261,7 +261,7 @@ func MaskFigure(path, runDir string, layers int, tensor string) (int, error) {
 	for bi, b := range blocks {
 		plots[bi] = make([]*plot.Plot, len(updates))
 		for ui, u := range updates {
-			f, err := checkpoint.ReadSafetensors(filepath.Join(dir, pretrain.MasksFile(u)))
+			f, err := safetensors.ReadFile(filepath.Join(dir, pretrain.MasksFile(u)))
 			if err != nil {
 				return 0, err
 			}

@@ -1,7 +1,6 @@
 package text
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 const hfDir = "../testdata/hf"
@@ -197,45 +198,26 @@ func TestBertTinyInputsMatchExpected(t *testing.T) {
 	}
 }
 
-// readSafetensorsInts reads integer tensors (I32 or I64) from a safetensors
-// file: an 8-byte little-endian header length, a JSON header, then the data.
+// readSafetensorsInts reads integer tensors from a safetensors file.
 func readSafetensorsInts(t *testing.T, path string, names ...string) map[string][]int32 {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := binary.LittleEndian.Uint64(data[:8])
-	var header map[string]json.RawMessage
-	if err := json.Unmarshal(data[8:8+n], &header); err != nil {
-		t.Fatalf("%s: header: %v", path, err)
-	}
-	body := data[8+n:]
 	out := map[string][]int32{}
 	for _, name := range names {
-		var info struct {
-			DType   string   `json:"dtype"`
-			Shape   []int    `json:"shape"`
-			Offsets [2]int64 `json:"data_offsets"`
+		ts, ok := f.Tensors[name]
+		if !ok {
+			t.Fatalf("%s: no tensor %s", path, name)
 		}
-		if err := json.Unmarshal(header[name], &info); err != nil {
-			t.Fatalf("%s: tensor %s: %v", path, name, err)
+		vals, err := ts.Int64s()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
-		raw := body[info.Offsets[0]:info.Offsets[1]]
-		var vals []int32
-		switch info.DType {
-		case "I32":
-			for i := 0; i < len(raw); i += 4 {
-				vals = append(vals, int32(binary.LittleEndian.Uint32(raw[i:])))
-			}
-		case "I64":
-			for i := 0; i < len(raw); i += 8 {
-				vals = append(vals, int32(int64(binary.LittleEndian.Uint64(raw[i:]))))
-			}
-		default:
-			t.Fatalf("%s: tensor %s has dtype %s, want I32 or I64", path, name, info.DType)
+		for _, v := range vals {
+			out[name] = append(out[name], int32(v))
 		}
-		out[name] = vals
 	}
 	return out
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/atomicfs"
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 // A checkpoint is a directory step-NNNNNNN holding
@@ -29,7 +31,7 @@ const (
 	StateFile         = "state.json"
 	CheckpointFormat  = "vitbert-train/1"
 	checkpointPrefix  = "step-"
-	checkpointTmpGlob = ".tmp-"
+	checkpointTmpGlob = atomicfs.TempPrefix
 )
 
 // CheckpointState is the host-side state saved in state.json.
@@ -74,7 +76,7 @@ func CheckpointName(step int) string { return fmt.Sprintf("%s%07d", checkpointPr
 // SaveVariables writes every variable of the store to path as safetensors.
 // The metadata records which variables are not trainable.
 func SaveVariables(path string, store *model.Store) (int, error) {
-	var entries []NamedTensor
+	var entries []*safetensors.Tensor
 	var nonTrainable []string
 	for v := range store.IterVariables() {
 		if !v.HasValue() {
@@ -84,7 +86,11 @@ func SaveVariables(path string, store *model.Store) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("saving variables: %s: %w", v.Path(), err)
 		}
-		entries = append(entries, NamedTensor{Name: v.Path(), Tensor: t})
+		st, err := safetensors.FromGoMLX(v.Path(), t)
+		if err != nil {
+			return 0, fmt.Errorf("saving variables: %w", err)
+		}
+		entries = append(entries, st)
 		if !v.Trainable {
 			nonTrainable = append(nonTrainable, v.Path())
 		}
@@ -93,19 +99,10 @@ func SaveVariables(path string, store *model.Store) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.Create(path)
-	if err != nil {
+	if err := safetensors.WriteFile(path, entries, map[string]string{"format": CheckpointFormat, "non_trainable": string(nt)}); err != nil {
 		return 0, err
 	}
-	if err := WriteSafetensors(f, entries, map[string]string{"format": CheckpointFormat, "non_trainable": string(nt)}); err != nil {
-		f.Close()
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return 0, fmt.Errorf("writing %s: %w", path, err)
-	}
-	return len(entries), f.Close()
+	return len(entries), nil
 }
 
 // LoadVariables reads a safetensors file written by SaveVariables into the
@@ -113,12 +110,12 @@ func SaveVariables(path string, store *model.Store) (int, error) {
 // missing ones are created (in file order, which is the saved store order)
 // with the saved trainable flag, ready for the graphs that will use them.
 func LoadVariables(path string, store *model.Store) error {
-	entries, metadata, err := ReadSafetensors(path)
+	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	nonTrainable := map[string]bool{}
-	if s, ok := metadata["non_trainable"]; ok {
+	if s, ok := f.Metadata["non_trainable"]; ok {
 		var names []string
 		if err := json.Unmarshal([]byte(s), &names); err != nil {
 			return fmt.Errorf("reading %s: metadata non_trainable: %w", path, err)
@@ -127,100 +124,61 @@ func LoadVariables(path string, store *model.Store) error {
 			nonTrainable[n] = true
 		}
 	}
-	for _, e := range entries {
-		v := store.GetVariable(e.Name)
+	for _, st := range f.InFileOrder() {
+		t, err := st.GoMLX()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		v := store.GetVariable(st.Name)
 		if v != nil {
-			if !v.Shape().Equal(e.Tensor.Shape()) {
+			if !v.Shape().Equal(t.Shape()) {
 				return fmt.Errorf("reading %s: variable %s has shape %s in the store but %s in the file",
-					path, e.Name, v.Shape(), e.Tensor.Shape())
+					path, st.Name, v.Shape(), t.Shape())
 			}
-			if err := v.SetValue(e.Tensor); err != nil {
-				return fmt.Errorf("reading %s: setting %s: %w", path, e.Name, err)
+			if err := v.SetValue(t); err != nil {
+				return fmt.Errorf("reading %s: setting %s: %w", path, st.Name, err)
 			}
 			continue
 		}
-		v, err = store.CreateVariable(e.Name, e.Tensor)
+		v, err = store.CreateVariable(st.Name, t)
 		if err != nil {
-			return fmt.Errorf("reading %s: creating %s: %w", path, e.Name, err)
+			return fmt.Errorf("reading %s: creating %s: %w", path, st.Name, err)
 		}
-		v.SetTrainable(!nonTrainable[e.Name])
+		v.SetTrainable(!nonTrainable[st.Name])
 	}
 	return nil
 }
 
-// syncDir flushes a directory entry (after a rename).
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// WriteCheckpoint atomically writes the store and state as root/step-NNNNNNN:
-// the files go into root/.tmp-XXXX, which is renamed into place once
-// complete. A previous checkpoint of the same step is replaced. keep > 0
-// deletes all but the newest keep checkpoints afterwards. It returns the
-// checkpoint directory.
+// WriteCheckpoint atomically writes the store and state as root/step-NNNNNNN
+// (see atomicfs.WriteDir). A previous checkpoint of the same step is
+// replaced. keep > 0 deletes all but the newest keep checkpoints afterwards.
+// It returns the checkpoint directory.
 func WriteCheckpoint(root string, store *model.Store, state *CheckpointState, keep int) (string, error) {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", fmt.Errorf("checkpoint: %w", err)
-	}
-	tmp, err := os.MkdirTemp(root, checkpointTmpGlob)
-	if err != nil {
-		return "", fmt.Errorf("checkpoint: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = os.RemoveAll(tmp)
-		}
-	}()
-	n, err := SaveVariables(filepath.Join(tmp, VariablesFile), store)
-	if err != nil {
-		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
-	}
-	if err := fault("variables"); err != nil {
-		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
-	}
-	st := *state
-	st.Format = CheckpointFormat
-	st.NumVariables = n
-	if st.Time.IsZero() {
-		st.Time = time.Now().UTC()
-	}
-	js, err := json.MarshalIndent(&st, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("checkpoint of step %d: encoding state: %w", state.Step, err)
-	}
-	if err := writeFileSync(filepath.Join(tmp, StateFile), append(js, '\n')); err != nil {
-		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
-	}
-	if err := fault("state"); err != nil {
-		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
-	}
 	final := filepath.Join(root, CheckpointName(state.Step))
-	var old string
-	if _, err := os.Stat(final); err == nil {
-		// Move the previous checkpoint of this step aside: rename cannot
-		// replace a non-empty directory.
-		old = tmp + ".old"
-		if err := os.Rename(final, old); err != nil {
-			return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
+	err := atomicfs.WriteDir(final, func(tmp string) error {
+		n, err := SaveVariables(filepath.Join(tmp, VariablesFile), store)
+		if err != nil {
+			return err
 		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		if old != "" {
-			_ = os.Rename(old, final)
+		if err := fault("variables"); err != nil {
+			return err
 		}
-		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
-	}
-	done = true
-	if old != "" {
-		_ = os.RemoveAll(old)
-	}
-	if err := syncDir(root); err != nil {
+		st := *state
+		st.Format = CheckpointFormat
+		st.NumVariables = n
+		if st.Time.IsZero() {
+			st.Time = time.Now().UTC()
+		}
+		js, err := json.MarshalIndent(&st, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encoding state: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, StateFile), append(js, '\n'), 0o644); err != nil {
+			return err
+		}
+		return fault("state")
+	})
+	if err != nil {
 		return "", fmt.Errorf("checkpoint of step %d: %w", state.Step, err)
 	}
 	if keep > 0 {
@@ -229,22 +187,6 @@ func WriteCheckpoint(root string, store *model.Store, state *CheckpointState, ke
 		}
 	}
 	return final, nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // ListCheckpoints returns the steps of the complete checkpoints under root,

@@ -1,4 +1,4 @@
-// Package train holds the training machinery of ViT-BERT (method.md, "Joint
+// Package train holds the training machinery of ViT-BERT (docs/method.md, "Joint
 // pre-training", "Knowledge distillation", "Gradient masking"):
 //
 //   - losses.go: softmax cross-entropy with per-example weights, the
@@ -12,7 +12,7 @@
 //   - trainer.go: one compiled step returning the losses and metrics;
 //   - parallel.go: the same step data-parallel over a mesh of devices
 //     (Config.Devices): batch inputs split along axis 0, variables replicated;
-//   - loop.go, checkpoint.go, safetensors.go: the loop with progress bar,
+//   - loop.go, checkpoint.go: the loop with progress bar,
 //     metrics.jsonl and masks.jsonl, atomic checkpoints and exact resume.
 //
 // The model side supplies a LossFn. Every variable lives in one model.Store:

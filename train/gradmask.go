@@ -14,7 +14,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
-// Gradient masking (method.md, "Gradient masking"). For every parameter θ of
+// Gradient masking (docs/method.md, "Gradient masking"). For every parameter θ of
 // the shared encoder a 0/1 mask M combines the two task gradients:
 //
 //	g = M ⊙ ∇θ L_txt + (1 − M) ⊙ ∇θ L_img

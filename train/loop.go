@@ -18,6 +18,7 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/schollz/progressbar/v3"
+	"github.com/vitbert/vitbert/atomicfs"
 )
 
 // Stateful is host state that a checkpoint saves and a resume restores: the
@@ -278,11 +279,7 @@ func truncateJSONLAfter(path string, step int) error {
 	if kept.Len() == len(data) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, kept.Bytes()); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfs.WriteBytes(path, kept.Bytes())
 }
 
 // jsonlWriter appends JSON lines to a file.

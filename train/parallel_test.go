@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -274,30 +276,152 @@ func TestDataParallelMatchesSingleDevice(t *testing.T) {
 					n, i+1, g.Step, g.MaskUpdate != nil, w.Step, w.MaskUpdate != nil)
 			}
 		}
-		numVars := 0
-		for v := range wantStore.IterVariables() {
-			if !v.DType().IsFloat() {
-				continue
-			}
-			numVars++
-			want := tensors.MustCopyFlatData[float32](mustValue(t, v))
-			gv := gotStore.GetVariable(v.Path())
-			if gv == nil {
-				t.Fatalf("mesh of %d: no variable %s", n, v.Path())
-			}
-			got := tensors.MustCopyFlatData[float32](mustValue(t, gv))
-			exact := strings.HasPrefix(v.Path(), maskScope)
-			for i := range want {
-				if exact && got[i] != want[i] {
-					t.Fatalf("mesh of %d: mask %s[%d] = %g, single device %g", n, v.Path(), i, got[i], want[i])
-				}
-				note(v.Path(), float64(got[i]), float64(want[i]))
-			}
+		d, err := diffStores(gotStore, wantStore, 1e-5)
+		if err != nil {
+			t.Fatalf("mesh of %d: %v", n, err)
 		}
+		for _, e := range d.errors {
+			t.Errorf("mesh of %d: %s", n, e)
+		}
+		maxDiff = max(maxDiff, d.maxDiff)
+		numVars := d.floats
 		if numVars < 12*3 {
 			t.Errorf("compared %d float variables, want at least 36 (12 parameters and their 2 moments)", numVars)
 		}
+		if d.masks != toySharedParams || d.maskZeros == 0 || d.maskZeros == d.maskEntries {
+			t.Errorf("compared %d masks with %d of %d entries off, want the toy's %d shared parameters' masks, neither all on nor all off",
+				d.masks, d.maskZeros, d.maskEntries, toySharedParams)
+		}
 		t.Logf("mesh of %d device(s): %d steps, %d float variables compared, largest difference %.3g", n, steps, numVars, maxDiff)
+	}
+}
+
+// toySharedParams is the number of shared-encoder parameters of the toy
+// model, each with a gradient mask: two dense layers, weights and biases.
+const toySharedParams = 4
+
+// storeDiff is what diffStores found.
+type storeDiff struct {
+	errors                 []string
+	floats, masks          int     // float variables and gradient masks compared
+	maskEntries, maskZeros int     // entries of the masks compared, and how many are off (in want)
+	maxDiff                float64 // largest float difference
+}
+
+// diffStores compares every variable of want with got's: the gradient
+// masks (bool, or float32 0/1 from older checkpoints) exactly, entry by
+// entry; the float variables within tol relative (absolute below 1).
+func diffStores(got, want *model.Store, tol float64) (*storeDiff, error) {
+	d := &storeDiff{}
+	for v := range want.IterVariables() {
+		gv := got.GetVariable(v.Path())
+		if gv == nil {
+			d.errors = append(d.errors, fmt.Sprintf("no variable %s", v.Path()))
+			continue
+		}
+		if strings.HasPrefix(v.Path(), maskScope) {
+			w, err := readMask(v)
+			if err != nil {
+				return nil, err
+			}
+			g, err := readMask(gv)
+			if err != nil {
+				return nil, err
+			}
+			if len(g) != len(w) {
+				d.errors = append(d.errors, fmt.Sprintf("mask %s has %d entries, want %d", v.Path(), len(g), len(w)))
+				continue
+			}
+			d.masks++
+			for i := range w {
+				d.maskEntries++
+				if w[i] == 0 {
+					d.maskZeros++
+				}
+				if g[i] != w[i] {
+					d.errors = append(d.errors, fmt.Sprintf("mask %s[%d] = %g, want %g", v.Path(), i, g[i], w[i]))
+					break
+				}
+			}
+			continue
+		}
+		if !v.DType().IsFloat() {
+			continue
+		}
+		d.floats++
+		w, err := readFloat32(v)
+		if err != nil {
+			return nil, err
+		}
+		g, err := readFloat32(gv)
+		if err != nil {
+			return nil, err
+		}
+		if len(g) != len(w) {
+			d.errors = append(d.errors, fmt.Sprintf("%s has %d entries, want %d", v.Path(), len(g), len(w)))
+			continue
+		}
+		for i := range w {
+			diff := math.Abs(float64(g[i]) - float64(w[i]))
+			d.maxDiff = max(d.maxDiff, diff)
+			if diff > tol*max(1, math.Abs(float64(w[i]))) {
+				d.errors = append(d.errors, fmt.Sprintf("%s[%d] = %.9g, want %.9g", v.Path(), i, g[i], w[i]))
+				break
+			}
+		}
+	}
+	return d, nil
+}
+
+// diffStores, which the data-parallel test relies on, sees a single
+// flipped mask entry and a single changed weight, and compares every mask
+// of a trained store (boolean masks, part on and part off).
+func TestDiffStoresSeesMaskAndWeightChanges(t *testing.T) {
+	cfg := noClipConfig()
+	cfg.Mask = MaskConfig{Enabled: true, FinalSparsity: 0.5, Increment: 0.25, StartStep: 0, EndStep: 4}
+	store := model.NewStore()
+	tr, err := NewTrainer(testBackend(), store, toyLossFn(toyOpts{text: true, image: true}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for step := range 5 {
+		if _, err := tr.Step(toyBatchAt(step)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same, err := store.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := diffStores(same, store, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.errors) != 0 || d.masks != toySharedParams || d.maskZeros == 0 || d.maskZeros == d.maskEntries || d.floats < 12*3 {
+		t.Fatalf("a clone: %+v, want no differences, %d masks part on and part off, at least 36 float variables", d, toySharedParams)
+	}
+	param := tr.Mask().Params()[1]
+	if v := store.GetVariable(maskScope + param.Path()); v == nil || v.DType() != dtypes.Bool {
+		t.Fatalf("mask of %s: %v, want a bool variable", param.Path(), v)
+	}
+	flipped, _ := store.Clone()
+	m, _ := readMask(flipped.GetVariable(maskScope + param.Path()))
+	m[len(m)-1] = 1 - m[len(m)-1]
+	if err := writeMask(flipped.GetVariable(maskScope+param.Path()), m); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := diffStores(flipped, store, 1e-5); len(d.errors) != 1 || !strings.Contains(d.errors[0], "mask "+maskScope+param.Path()) {
+		t.Errorf("one flipped mask entry: differences %v, want one naming the mask", d.errors)
+	}
+	nudged, _ := store.Clone()
+	w, _ := readFloat32(nudged.GetVariable(param.Path()))
+	w[0] += 1e-3
+	if err := nudged.GetVariable(param.Path()).SetValue(tensors.FromFlatDataAndDimensions(w, param.Shape().Dimensions...)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := diffStores(nudged, store, 1e-5); len(d.errors) != 1 || !strings.Contains(d.errors[0], param.Path()+"[0]") {
+		t.Errorf("one changed weight: differences %v, want one naming it", d.errors)
 	}
 }
 

@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -41,8 +42,11 @@ func capturedGrads(tr *Trainer) map[string][]float32 {
 }
 
 // The combined gradient of the step against ∇L_txt and ∇L_img computed
-// separately: before the first update the sum; with a mask of ones exactly
-// the text gradient; with zeros exactly the image gradient. Modality-specific
+// separately: before the first update the sum; once masking is on, entry by
+// entry the text gradient where the parameter's own mask is on and the image
+// gradient where it is off: with masks of ones, of zeros, and with a
+// different random mask for every shared parameter (so a mask applied to the
+// wrong parameter, or in the wrong layout, shows). Modality-specific
 // parameters always get the sum (one of the terms is zero).
 func TestMaskedGradientAlgebra(t *testing.T) {
 	cfg := noClipConfig()
@@ -52,23 +56,52 @@ func TestMaskedGradientAlgebra(t *testing.T) {
 	store := tr.Store()
 	lossFn := toyLossFn(o)
 
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := map[string][]float32{} // per shared parameter, drawn once
+	maskOf := func(kind string, p *model.Variable) []float32 {
+		switch kind {
+		case "ones":
+			return filled(p.Shape().Size(), 1)
+		case "zeros":
+			return filled(p.Shape().Size(), 0)
+		}
+		if m, ok := random[p.Path()]; ok {
+			return m
+		}
+		m := make([]float32, p.Shape().Size())
+		for {
+			ones := 0
+			for i := range m {
+				m[i] = float32(rng.IntN(2))
+				ones += int(m[i])
+			}
+			if ones > 0 && ones < len(m) {
+				break
+			}
+		}
+		random[p.Path()] = m
+		return m
+	}
 	cases := []struct {
 		name   string
 		active float32
-		mask   float32
-		want   func(gt, gi float32) float32
+		mask   string
 	}{
-		{"inactive: sum", 0, 1, func(gt, gi float32) float32 { return gt + gi }},
-		{"mask of ones: text gradient", 1, 1, func(gt, gi float32) float32 { return gt }},
-		{"mask of zeros: image gradient", 1, 0, func(gt, gi float32) float32 { return gi }},
-		{"inactive with zeros: still the sum", 0, 0, func(gt, gi float32) float32 { return gt + gi }},
+		{"inactive: sum", 0, "ones"},
+		{"mask of ones: text gradient", 1, "ones"},
+		{"mask of zeros: image gradient", 1, "zeros"},
+		{"random masks: text gradient where on, image where off", 1, "random"},
+		{"inactive with zeros: still the sum", 0, "zeros"},
+		{"inactive with random masks: still the sum", 0, "random"},
 	}
 	for step, tc := range cases {
 		batch := toyBatchAt(step)
+		masks := map[string][]float32{}
 		if step > 0 { // the mask variables exist once the step is compiled
 			setVar(t, store, maskActivePath, []float32{tc.active})
 			for _, p := range tr.Mask().Params() {
-				setVar(t, store, maskScope+p.Path(), filled(p.Shape().Size(), tc.mask))
+				masks[p.Path()] = maskOf(tc.mask, p)
+				setVar(t, store, maskScope+p.Path(), masks[p.Path()])
 			}
 		}
 		gt, gi := referenceGradients(t, store, lossFn, batch)
@@ -79,19 +112,27 @@ func TestMaskedGradientAlgebra(t *testing.T) {
 		if len(got) != len(gt) || len(got) != 12 {
 			t.Fatalf("%s: step has %d gradients, reference %d, want 12", tc.name, len(got), len(gt))
 		}
-		numShared := 0
+		numShared, numText, numImage := 0, 0, 0
 		for path, g := range got {
 			shared := strings.HasPrefix(path, "/encoder/")
 			if shared {
 				numShared++
 			}
+			masked := shared && tc.active == 1
+			if masked && len(masks[path]) != len(g) {
+				t.Fatalf("%s: shared parameter %s has no mask", tc.name, path)
+			}
 			for i := range g {
 				want := gt[path][i] + gi[path][i]
-				if shared {
-					want = tc.want(gt[path][i], gi[path][i])
+				switch {
+				case masked && masks[path][i] == 1:
+					want = gt[path][i]
+					numText++
+				case masked:
+					want = gi[path][i]
+					numImage++
 				}
-				exact := shared && tc.active == 1
-				if exact && g[i] != want || !exact && math.Abs(float64(g[i]-want)) > 1e-6 {
+				if masked && g[i] != want || !masked && math.Abs(float64(g[i]-want)) > 1e-6 {
 					t.Fatalf("%s: %s[%d] = %g, want %g (text %g, image %g)", tc.name, path, i, g[i], want, gt[path][i], gi[path][i])
 				}
 			}
@@ -99,6 +140,20 @@ func TestMaskedGradientAlgebra(t *testing.T) {
 		if numShared != 4 {
 			t.Errorf("%d shared tensors, want 4", numShared)
 		}
+		if tc.active == 1 && tc.mask == "random" && (numText == 0 || numImage == 0) {
+			t.Errorf("%s: %d entries took the text gradient and %d the image one, want some of each", tc.name, numText, numImage)
+		}
+	}
+	// The two weight matrices have the same shape: their masks must differ
+	// for a swap to show.
+	var weights [][]float32
+	for path, m := range random {
+		if strings.HasSuffix(path, "/weights") {
+			weights = append(weights, m)
+		}
+	}
+	if len(weights) != 2 || slices.Equal(weights[0], weights[1]) {
+		t.Errorf("random masks of the weight matrices: %v, want two different ones", weights)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/infer"
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/safetensors"
 	"github.com/vitbert/vitbert/text"
 )
 
@@ -261,7 +262,7 @@ func mlmPositions(spec string, ids [][]int32, maskID int32) ([][]int32, error) {
 
 func loadPixels(path string, files []string, c *model.Config) ([]float32, int, error) {
 	if path != "" {
-		f, err := checkpoint.ReadSafetensors(path)
+		f, err := safetensors.ReadFile(path)
 		if err != nil {
 			return nil, 0, err
 		}

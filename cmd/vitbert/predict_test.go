@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/safetensors"
 )
 
 const fixtures = "../../testdata/hf/"
@@ -42,7 +42,7 @@ func flatten(v any, out *[]float64) {
 	}
 }
 
-func maxDiff(t *testing.T, got any, want *checkpoint.Tensor) float64 {
+func maxDiff(t *testing.T, got any, want *safetensors.Tensor) float64 {
 	t.Helper()
 	var g []float64
 	flatten(got, &g)
@@ -61,7 +61,7 @@ func maxDiff(t *testing.T, got any, want *checkpoint.Tensor) float64 {
 }
 
 func TestPredictJSONMatchesHuggingFace(t *testing.T) {
-	exp, err := checkpoint.ReadSafetensors(fixtures + "bert-tiny/expected.safetensors")
+	exp, err := safetensors.ReadFile(fixtures + "bert-tiny/expected.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestPredictJSONMatchesHuggingFace(t *testing.T) {
 		}
 	}
 
-	vexp, err := checkpoint.ReadSafetensors(fixtures + "vit-tiny/expected.safetensors")
+	vexp, err := safetensors.ReadFile(fixtures + "vit-tiny/expected.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +144,11 @@ func jsonString(v any) string {
 func TestPredictBadInput(t *testing.T) {
 	dir := t.TempDir()
 	noPixels := filepath.Join(dir, "other.safetensors")
-	if err := checkpoint.WriteSafetensors(noPixels, []*checkpoint.Tensor{checkpoint.F32("images", []int{1}, []float32{0})}, nil); err != nil {
+	if err := safetensors.WriteFile(noPixels, []*safetensors.Tensor{safetensors.NewF32("images", []int{1}, []float32{0})}, nil); err != nil {
 		t.Fatal(err)
 	}
 	wrongSize := filepath.Join(dir, "wrong.safetensors")
-	if err := checkpoint.WriteSafetensors(wrongSize, []*checkpoint.Tensor{checkpoint.F32("pixel_values", []int{1, 3, 16, 16}, make([]float32, 768))}, nil); err != nil {
+	if err := safetensors.WriteFile(wrongSize, []*safetensors.Tensor{safetensors.NewF32("pixel_values", []int{1, 3, 16, 16}, make([]float32, 768))}, nil); err != nil {
 		t.Fatal(err)
 	}
 	long := strings.Repeat("word ", 100)
