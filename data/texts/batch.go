@@ -67,9 +67,9 @@ type TextBatch struct {
 	MLMPositions, MLMLabels []int32
 	MLMWeights              []float32
 	P                       int
-	NSP       []int32   // B: 1 when the B segment is random, else 0
-	Labels    []int32   // B: Sequence.Label
-	Scores    []float32 // B: Sequence.Score
+	NSP                     []int32   // B: 1 when the B segment is random, else 0
+	Labels                  []int32   // B: Sequence.Label
+	Scores                  []float32 // B: Sequence.Score
 }
 
 // Batcher turns sequences into shuffled fixed-shape batches. A batch is a
