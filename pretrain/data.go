@@ -28,6 +28,22 @@ func LoadCorpus(spec string) ([]texts.Document, error) {
 	return texts.ReadCorpus(texts.CorpusOptions{}, strings.Split(spec, ",")...)
 }
 
+// Vocabulary returns the run's text vocabulary (Data.Vocab, a vocabulary of
+// Data.VocabSize tokens trained from docs, or the built-in one).
+func Vocabulary(d Data, docs []texts.Document) (*text.Tokenizer, error) {
+	switch {
+	case d.VocabSize > 0:
+		tok, err := texts.TrainVocab(docs, d.VocabSize, 0)
+		if err != nil {
+			return nil, fmt.Errorf("training the vocabulary: %w", err)
+		}
+		return tok, nil
+	case d.Vocab != "":
+		return text.Load(d.Vocab)
+	}
+	return text.Default()
+}
+
 // NewTextData packs the corpus into sequences of the model's length and
 // prepares MLM masking.
 func NewTextData(c *Config, tok *text.Tokenizer, docs []texts.Document) (*TextData, error) {
