@@ -1,8 +1,11 @@
 package pretrain
 
 import (
+	"path/filepath"
 	"testing"
 
+	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
 )
 
@@ -50,5 +53,46 @@ func TestTextBatchesAreBERTInputs(t *testing.T) {
 				t.Errorf("row %d: MLM target %d at position %d of %d", r, tb.MLMLabels[k], p, n)
 			}
 		}
+	}
+}
+
+// TestTrainedVocabularyGoesWithTheModel trains a vocabulary from the corpus
+// into the run: the model's vocab_size follows it and OUT/model carries it.
+func TestTrainedVocabularyGoesWithTheModel(t *testing.T) {
+	c := micro(t, ModeText, 1)
+	c.Data.VocabSize = 400
+	out := t.TempDir()
+	run(t, c, out, Options{})
+	m, err := checkpoint.LoadDir(filepath.Join(out, ModelDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.VocabSize != 400 {
+		t.Errorf("model vocab_size %d, want 400", m.Config.VocabSize)
+	}
+	tok, err := text.ForModel(filepath.Join(out, ModelDir), m.Config.VocabSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := LoadCorpus(c.Data.Corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Vocabulary(c.Data, docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.SameVocabulary(want) {
+		t.Error("OUT/model does not carry the run's vocabulary")
+	}
+	for _, h := range m.Config.TaskHeads {
+		if h.Kind == model.HeadMLM && h.Outputs != 400 {
+			t.Errorf("MLM head has %d outputs, want 400", h.Outputs)
+		}
+	}
+
+	c.Data.Vocab = "somewhere"
+	if err := c.Validate(); err == nil {
+		t.Error("both vocab and vocab_size accepted")
 	}
 }
