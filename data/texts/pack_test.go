@@ -263,4 +263,8 @@ func TestEncodePairMatchesHuggingFaceTruncation(t *testing.T) {
 	if !reflect.DeepEqual(got.IDs, want.IDs) || !reflect.DeepEqual(got.TypeIDs, want.TypeIDs) {
 		t.Errorf("Encode = %v %v, want (text.EncodeWith) %v %v", got.IDs, got.TypeIDs, want.IDs, want.TypeIDs)
 	}
+	// [CLS] one two three four [SEP] seven eight nine [SEP]
+	if ids := []int32{101, 2028, 2048, 2093, 2176, 102, 2698, 2809, 3157, 102}; !reflect.DeepEqual(got.IDs, ids) {
+		t.Errorf("Encode = %v, want 4+3 tokens %v", got.IDs, ids)
+	}
 }
