@@ -54,19 +54,25 @@ func corpusText(t *testing.T) (train []string, heldOut string) {
 	return lines[:cut], strings.Join(lines[cut:], "\n")
 }
 
+func trainOn(t *testing.T, lines []string, size int) *Tokenizer {
+	t.Helper()
+	tr := NewWordPieceTrainer()
+	for _, l := range lines {
+		tr.Feed(l)
+	}
+	tok, err := tr.Train(TrainOptions{VocabSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 // TestTrainedVocabularySavesAndLoads trains on one part of a text, saves the
 // vocabulary, and encodes the rest identically from tokenizer.json, from
 // vocab.txt and in memory.
 func TestTrainedVocabularySavesAndLoads(t *testing.T) {
 	lines, held := corpusText(t)
-	tr := NewWordPieceTrainer()
-	for _, l := range lines {
-		tr.Feed(l)
-	}
-	tok, err := tr.Train(TrainOptions{VocabSize: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := trainOn(t, lines, 600)
 	if tok.VocabSize() != 600 {
 		t.Fatalf("vocabulary of %d tokens, want 600", tok.VocabSize())
 	}
@@ -138,15 +144,7 @@ func TestTrainedVocabularySavesAndLoads(t *testing.T) {
 	}
 
 	// Training is deterministic (Go randomises map order on every run).
-	again := NewWordPieceTrainer()
-	for _, l := range lines {
-		again.Feed(l)
-	}
-	tok2, err := again.Train(TrainOptions{VocabSize: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(tok.idToTok, tok2.idToTok) {
+	if tok2 := trainOn(t, lines, 600); !slices.Equal(tok.idToTok, tok2.idToTok) {
 		t.Error("two trainings on the same text differ")
 	}
 }
