@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -162,6 +163,25 @@ func TestSaveDefaultRoundTrips(t *testing.T) {
 	back, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The file is the one the tokenizers library wrote for bert-base-uncased.
+	var ours, theirs any
+	for path, v := range map[string]*any{filepath.Join(dir, "tokenizer.json"): &ours, filepath.Join(tokenizerDir, "tokenizer.json"): &theirs} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(ours, theirs) {
+		o, h := ours.(map[string]any), theirs.(map[string]any)
+		for k := range h {
+			if !reflect.DeepEqual(o[k], h[k]) {
+				t.Errorf("tokenizer.json section %q differs from the fixture's", k)
+			}
+		}
 	}
 	hf := mustLoad(t, tokenizerDir)
 	s := "Héllo, [MASK] wörld! 東京 don't"
