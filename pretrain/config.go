@@ -44,11 +44,11 @@ type Data struct {
 	// Vocab is the WordPiece vocabulary of the text side: "" for the
 	// built-in bert-base-uncased one, or a tokenizer directory (vocab.txt or
 	// tokenizer.json, e.g. written by `vitbert vocab train`).
-	Vocab string `json:"vocab,omitempty"`
+	Vocab string `json:"vocab"`
 	// VocabSize, if positive, trains a vocabulary of that many tokens from
 	// the corpus instead (texts.TrainVocab). The model's vocab_size always
 	// follows the vocabulary.
-	VocabSize int `json:"vocab_size,omitempty"`
+	VocabSize int `json:"vocab_size"`
 	// MaskProb is BERT's masking rate.
 	MaskProb float64 `json:"mask_prob"`
 	// Augment: random crop with this padding (0: none) and horizontal flips.
