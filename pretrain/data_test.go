@@ -2,9 +2,12 @@ package pretrain
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
 )
@@ -89,6 +92,26 @@ func TestTrainedVocabularyGoesWithTheModel(t *testing.T) {
 		if h.Kind == model.HeadMLM && h.Outputs != 400 {
 			t.Errorf("MLM head has %d outputs, want 400", h.Outputs)
 		}
+	}
+
+	// A student whose vocabulary has the same size but other tokens cannot
+	// distil from that model.
+	other, err := texts.TrainVocab(docs[:len(docs)/2], 400, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.VocabSize() != 400 || other.SameVocabulary(tok) {
+		t.Fatalf("the other vocabulary has %d tokens (want 400, different from the run's)", other.VocabSize())
+	}
+	vdir := filepath.Join(t.TempDir(), "vocab")
+	if err := other.Save(vdir); err != nil {
+		t.Fatal(err)
+	}
+	student := micro(t, ModeText, 1)
+	student.Data.Vocab = vdir
+	student.DistillText.Teacher = filepath.Join(out, ModelDir)
+	if _, err := NewSetup(compute.MustNew(), student); err == nil || !strings.Contains(err.Error(), "vocabulary") {
+		t.Errorf("a teacher with another vocabulary: %v, want an error", err)
 	}
 
 	c.Data.Vocab = "somewhere"
