@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,9 +35,36 @@ func TestVocabTrain(t *testing.T) {
 	if a, b := fromJSON.Encode(held).IDs, fromTxt.Encode(held).IDs; !slices.Equal(a, b) || fromJSON.VocabSize() != 60 {
 		t.Errorf("tokenizer.json %v and vocab.txt %v (%d tokens)", a, b, fromJSON.VocabSize())
 	}
+
+	// vocab encode prints what the tokenizer gives, one JSON line per text.
+	var printed bytes.Buffer
+	if err := runVocabEncode([]string{"--vocab", out, "--pair"}, strings.NewReader(held+"\tthe sea\n"), &printed); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		IDs     []int32  `json:"ids"`
+		Tokens  []string `json:"tokens"`
+		TypeIDs []int32  `json:"type_ids"`
+	}
+	if err := json.Unmarshal(printed.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	b := "the sea"
+	want, err := fromJSON.EncodeWith(held, &b, text.EncodeOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.IDs, want.IDs) || !slices.Equal(got.Tokens, want.Tokens) || !slices.Equal(got.TypeIDs, want.TypeIDs) {
+		t.Errorf("encode printed %+v, want %v %v %v", got, want.IDs, want.Tokens, want.TypeIDs)
+	}
+	if err := runVocabEncode([]string{"--vocab", out, "--pair"}, strings.NewReader("no tab\n"), io.Discard); err == nil {
+		t.Error("a pair line without a tab gave no error")
+	}
+
 	for _, args := range [][]string{
 		nil,
 		{"fit"},
+		{"encode", "extra"},
 		{"train", "--corpus", corpus, "--size", "60"},
 		{"train", "--corpus", corpus, "--size", "3", "--out", out},
 		{"train", "--corpus", filepath.Join(out, "missing"), "--out", out},
