@@ -184,3 +184,21 @@ func TestIterateResumeGivesUninterruptedBatches(t *testing.T) {
 		t.Errorf("after the last epoch: %v, want EOF", err)
 	}
 }
+
+func TestBatchRejectsBadMasks(t *testing.T) {
+	if _, err := NewBatcher(toySeqs(6), BatchOptions{BatchSize: 3, MaxLength: 6, Mask: everyThird}); err == nil {
+		t.Error("a Mask without MaxPredictions accepted")
+	}
+	short := func(epoch, index int, ids []int32) text.Masked {
+		m := everyThird(epoch, index, ids)
+		m.Weights = m.Weights[:1]
+		return m
+	}
+	b, err := NewBatcher(toySeqs(6), BatchOptions{BatchSize: 3, MaxLength: 6, Mask: short, MaxPredictions: toyP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Batch(0, 0); err == nil {
+		t.Error("a mask function returning 1 weight for 3 predictions gave no error")
+	}
+}
