@@ -13,15 +13,6 @@ import (
 	"github.com/vitbert/vitbert/text"
 )
 
-// textVocab adapts the tokenizer to the data package: word pieces without
-// the special tokens.
-func textVocab(tok *text.Tokenizer) texts.Vocab {
-	return texts.VocabFunc(func(s string) []int32 {
-		ids := tok.Encode(s).IDs
-		return ids[1 : len(ids)-1]
-	})
-}
-
 // firstWords returns the prefix of s that ends with its n-th
 // whitespace-separated word (all of s if it has fewer). WordPiece never joins
 // pieces across whitespace, so those words tokenise exactly as in the whole
@@ -49,15 +40,14 @@ func firstWords(s string, n int) string {
 // encodeTexts turns a split into [CLS] A [SEP] (B [SEP]) sequences of at most
 // L tokens (longest-first truncation), carrying their label or score.
 func encodeTexts(tok *text.Tokenizer, s *textSplit, pair bool, L int) ([]texts.Sequence, error) {
-	v := textVocab(tok)
-	sp := texts.Specials{CLS: tok.CLS(), SEP: tok.SEP(), PAD: tok.PAD()}
 	out := make([]texts.Sequence, s.Len())
 	for i := range s.A {
-		b := ""
+		var b *string
 		if pair {
-			b = firstWords(s.B[i], 2*L)
+			bi := firstWords(s.B[i], 2*L)
+			b = &bi
 		}
-		seq, err := texts.Encode(v, sp, L, firstWords(s.A[i], 2*L), b, pair)
+		seq, err := texts.Encode(tok, L, firstWords(s.A[i], 2*L), b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Src[i], err)
 		}

@@ -292,25 +292,6 @@ func ReadMeta(dir string) (*Meta, error) {
 // tokenizerFiles are copied with a model so that it keeps its vocabulary.
 var tokenizerFiles = []string{"tokenizer.json", "vocab.txt", "tokenizer_config.json"}
 
-// loadTokenizer takes the tokenizer in the model directory, else the
-// built-in bert-base-uncased one, and checks it against the model.
-func loadTokenizer(dir string, c *model.Config) (*text.Tokenizer, error) {
-	var tok *text.Tokenizer
-	var err error
-	if dir != "" && (fileExists(filepath.Join(dir, "tokenizer.json")) || fileExists(filepath.Join(dir, "vocab.txt"))) {
-		tok, err = text.Load(dir)
-	} else {
-		tok, err = text.Default()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if tok.VocabSize() != c.VocabSize {
-		return nil, fmt.Errorf("the tokenizer has %d tokens but the model's vocabulary has %d (put the model's tokenizer.json or vocab.txt in its directory)", tok.VocabSize(), c.VocabSize)
-	}
-	return tok, nil
-}
-
 // textLength is the padded text length: the requested one, else 128, and
 // never more than the model's position table.
 func textLength(requested int, c *model.Config) (int, error) {
@@ -425,7 +406,7 @@ func Evaluate(backend compute.Backend, modelDir string, task Task, split string)
 	var tok *text.Tokenizer
 	L := 0
 	if def.Modality == "text" {
-		if tok, err = loadTokenizer(modelDir, c); err != nil {
+		if tok, err = text.ForModel(modelDir, c.VocabSize); err != nil {
 			return nil, err
 		}
 		if L, err = textLength(meta.MaxLength, c); err != nil {

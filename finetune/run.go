@@ -52,6 +52,9 @@ type Config struct {
 	// tiny, small, base); ModelConfig, if set, replaces it.
 	Preset      string        `json:"preset,omitempty"`
 	ModelConfig *model.Config `json:"model_config,omitempty"`
+	// Vocab is the tokenizer directory of a scratch run (default: the
+	// built-in bert-base-uncased); a model directory brings its own.
+	Vocab string `json:"vocab,omitempty"`
 	Task
 	Steps     int `json:"steps"`
 	Batch     int `json:"batch"`
@@ -149,6 +152,7 @@ type source struct {
 	cfg     model.Config
 	weights map[string][]float32 // nil for scratch
 	dir     string               // "" for scratch
+	vocab   string               // where the tokenizer is: dir, or Config.Vocab for scratch
 }
 
 func loadSource(c *Config, def *taskDef) (*source, error) {
@@ -163,7 +167,10 @@ func loadSource(c *Config, def *taskDef) (*source, error) {
 		if err := checkSide(&m.Config, def, c.Model); err != nil {
 			return nil, err
 		}
-		return &source{cfg: m.Config, weights: m.Weights, dir: c.Model}, nil
+		if c.Vocab != "" {
+			return nil, fmt.Errorf("vocab %s: the model %s brings its own vocabulary; vocab is for scratch runs", c.Vocab, c.Model)
+		}
+		return &source{cfg: m.Config, weights: m.Weights, dir: c.Model, vocab: c.Model}, nil
 	}
 	var mc model.Config
 	if c.ModelConfig != nil {
@@ -184,7 +191,7 @@ func loadSource(c *Config, def *taskDef) (*source, error) {
 	if err := checkSide(&mc, def, "configuration (scratch)"); err != nil {
 		return nil, err
 	}
-	return &source{cfg: mc}, nil
+	return &source{cfg: mc, vocab: c.Vocab}, nil
 }
 
 // lossFn is the task loss: cross-entropy over the classes, or the mean
@@ -253,9 +260,14 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) (*
 	var tok *text.Tokenizer
 	L := 0
 	if def.Modality == "text" {
-		if tok, err = loadTokenizer(src.dir, &mc); err != nil {
+		rows := mc.VocabSize
+		if src.weights == nil {
+			rows = 0 // a scratch model's embedding follows its vocabulary
+		}
+		if tok, err = text.ForModel(src.vocab, rows); err != nil {
 			return nil, err
 		}
+		mc.VocabSize = tok.VocabSize()
 		if L, err = textLength(c.MaxLength, &mc); err != nil {
 			return nil, err
 		}
@@ -490,9 +502,9 @@ func (r *run) saveBest(dir string, step int, m Metrics) error {
 	if err := os.WriteFile(filepath.Join(dir, MetaFile), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	if r.src.dir != "" && r.def.Modality == "text" {
+	if r.src.vocab != "" && r.def.Modality == "text" {
 		for _, f := range tokenizerFiles {
-			if b, err := os.ReadFile(filepath.Join(r.src.dir, f)); err == nil {
+			if b, err := os.ReadFile(filepath.Join(r.src.vocab, f)); err == nil {
 				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
 					return err
 				}

@@ -41,6 +41,14 @@ type Data struct {
 	// Images is "embedded" (the built-in Fashion-MNIST slice) or a path that
 	// `vitbert data inspect` recognises (IDX, CIFAR, ImageFolder).
 	Images string `json:"images"`
+	// Vocab is the WordPiece vocabulary of the text side: "" for the
+	// built-in bert-base-uncased one, or a tokenizer directory (vocab.txt or
+	// tokenizer.json, e.g. written by `vitbert vocab train`).
+	Vocab string `json:"vocab"`
+	// VocabSize, if positive, trains a vocabulary of that many tokens from
+	// the corpus instead (texts.TrainVocab). The model's vocab_size always
+	// follows the vocabulary.
+	VocabSize int `json:"vocab_size"`
 	// MaskProb is BERT's masking rate.
 	MaskProb float64 `json:"mask_prob"`
 	// Augment: random crop with this padding (0: none) and horizontal flips.
@@ -206,6 +214,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DistillText.Teacher != "" && !c.HasText() || c.DistillImage.Teacher != "" && !c.HasImage() {
 		return fmt.Errorf("a teacher is set for a task that mode %s does not train", c.Mode)
+	}
+	if c.Data.Vocab != "" && c.Data.VocabSize != 0 || c.Data.VocabSize < 0 {
+		return fmt.Errorf("data: give either vocab (a tokenizer directory) or a positive vocab_size to train one, not %q and %d", c.Data.Vocab, c.Data.VocabSize)
 	}
 	if c.Data.MaskProb <= 0 || c.Data.MaskProb >= 1 {
 		return fmt.Errorf("data.mask_prob must be in (0,1), got %g", c.Data.MaskProb)

@@ -3,7 +3,6 @@ package pretrain
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -12,9 +11,6 @@ import (
 	"github.com/vitbert/vitbert/infer"
 	"github.com/vitbert/vitbert/text"
 )
-
-// labelPad marks tokens that are not predicted in the batcher's MLM labels.
-const labelPad = -1
 
 // TextData is the MLM side: packed sequences and their batcher, masked
 // afresh every epoch from (seed, epoch, sequence).
@@ -32,19 +28,27 @@ func LoadCorpus(spec string) ([]texts.Document, error) {
 	return texts.ReadCorpus(texts.CorpusOptions{}, strings.Split(spec, ",")...)
 }
 
-// TokenIDs adapts a tokenizer to the packer: word pieces without specials.
-func TokenIDs(tok *text.Tokenizer) texts.Vocab {
-	return texts.VocabFunc(func(s string) []int32 {
-		ids := tok.Encode(s).IDs
-		return ids[1 : len(ids)-1]
-	})
+// Vocabulary returns the run's text vocabulary (Data.Vocab, a vocabulary of
+// Data.VocabSize tokens trained from docs, or the built-in one).
+func Vocabulary(d Data, docs []texts.Document) (*text.Tokenizer, error) {
+	switch {
+	case d.VocabSize > 0:
+		tok, err := texts.TrainVocab(docs, d.VocabSize, 0)
+		if err != nil {
+			return nil, fmt.Errorf("training the vocabulary: %w", err)
+		}
+		return tok, nil
+	case d.Vocab != "":
+		return text.Load(d.Vocab)
+	}
+	return text.Default()
 }
 
 // NewTextData packs the corpus into sequences of the model's length and
 // prepares MLM masking.
 func NewTextData(c *Config, tok *text.Tokenizer, docs []texts.Document) (*TextData, error) {
 	L := c.Model.MaxTextLength
-	seqs, err := texts.Pack(docs, TokenIDs(tok), texts.PackOptions{MaxLength: L, Seed: uint64(c.Seed)})
+	seqs, err := texts.Pack(docs, tok, texts.PackOptions{MaxLength: L, Seed: uint64(c.Seed)})
 	if err != nil {
 		return nil, err
 	}
@@ -55,24 +59,9 @@ func NewTextData(c *Config, tok *text.Tokenizer, docs []texts.Document) (*TextDa
 	mcfg := text.DefaultMaskConfig(tok.MASK(), P)
 	mcfg.Prob = c.Data.MaskProb
 	seed := uint64(c.Seed)
-	vocab := tok.VocabSize()
-	mask := func(epoch, index int, ids []int32) []int32 {
-		rng := rand.New(rand.NewPCG(seed^0x6d6c6d, uint64(epoch)<<32|uint64(index)))
-		m := text.MaskSequence(ids, tok.IsSpecial, vocab, mcfg, rng)
-		copy(ids, m.Inputs)
-		labels := make([]int32, len(ids))
-		for i := range labels {
-			labels[i] = labelPad
-		}
-		for k, p := range m.Positions {
-			if m.Weights[k] > 0 {
-				labels[p] = m.Labels[k]
-			}
-		}
-		return labels
-	}
+	mask := text.DynamicMask(tok, mcfg, seed)
 	b, err := texts.NewBatcher(seqs, texts.BatchOptions{BatchSize: c.TextBatch, MaxLength: L, PAD: tok.PAD(),
-		Seed: seed, Mask: mask, LabelPad: labelPad})
+		Seed: seed, Mask: mask, MaxPredictions: P})
 	if err != nil {
 		return nil, err
 	}
@@ -82,20 +71,14 @@ func NewTextData(c *Config, tok *text.Tokenizer, docs []texts.Document) (*TextDa
 // textInputs turns a batch into the model's text inputs: ids, segments,
 // attention mask [B, L]; MLM positions, labels, weights [B, P].
 func (d *TextData) textInputs(tb *texts.TextBatch) (ids, seg, mask, pos, lab [][]int32, w [][]float32) {
-	B, L := tb.B, tb.L
+	B, L, P := tb.B, tb.L, tb.P
 	for r := range B {
 		ids = append(ids, tb.IDs[r*L:(r+1)*L])
 		seg = append(seg, tb.TypeIDs[r*L:(r+1)*L])
 		mask = append(mask, tb.Mask[r*L:(r+1)*L])
-		p, l, ww := make([]int32, d.P), make([]int32, d.P), make([]float32, d.P)
-		k := 0
-		for j, label := range tb.MLMLabels[r*L : (r+1)*L] {
-			if label != labelPad && k < d.P {
-				p[k], l[k], ww[k] = int32(j), label, 1
-				k++
-			}
-		}
-		pos, lab, w = append(pos, p), append(lab, l), append(w, ww)
+		pos = append(pos, tb.MLMPositions[r*P:(r+1)*P])
+		lab = append(lab, tb.MLMLabels[r*P:(r+1)*P])
+		w = append(w, tb.MLMWeights[r*P:(r+1)*P])
 	}
 	return
 }

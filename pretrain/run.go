@@ -56,16 +56,23 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 	}
 	s := &Setup{Backend: backend, Stream: &Stream{}}
 	if c.HasText() {
-		tok, err := text.Default()
-		if err != nil {
-			return nil, err
-		}
-		if tok.VocabSize() != c.Model.VocabSize {
-			return nil, fmt.Errorf("the tokenizer has %d tokens but model.vocab_size is %d", tok.VocabSize(), c.Model.VocabSize)
-		}
 		docs, err := LoadCorpus(c.Data.Corpus)
 		if err != nil {
 			return nil, fmt.Errorf("loading the corpus: %w", err)
+		}
+		tok, err := Vocabulary(c.Data, docs)
+		if err != nil {
+			return nil, err
+		}
+		c.Model.VocabSize = tok.VocabSize()
+		if dir := c.DistillText.Teacher; dir != "" {
+			tt, err := text.ForModel(dir, 0)
+			if err != nil {
+				return nil, fmt.Errorf("text teacher: %w", err)
+			}
+			if !tt.SameVocabulary(tok) {
+				return nil, fmt.Errorf("text teacher %s: its vocabulary (%d tokens) is not the run's (%d tokens); distillation needs the same one", dir, tt.VocabSize(), tok.VocabSize())
+			}
 		}
 		if s.Stream.Text, err = NewTextData(&c, tok, docs); err != nil {
 			return nil, fmt.Errorf("corpus %s: %w", c.Data.Corpus, err)
@@ -222,5 +229,12 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 	if err != nil {
 		return err
 	}
-	return checkpoint.SaveDir(filepath.Join(opt.OutDir, ModelDir), &c.Model, w)
+	dir := filepath.Join(opt.OutDir, ModelDir)
+	if err := checkpoint.SaveDir(dir, &c.Model, w); err != nil {
+		return err
+	}
+	if s.Stream.Text != nil { // the model's own vocabulary goes with it
+		return s.Stream.Text.Tok.Save(dir)
+	}
+	return nil
 }

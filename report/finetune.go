@@ -35,6 +35,23 @@ func Finetuner(backend compute.Backend, plan *Plan, progress io.Writer) Finetune
 			mc := cfg.Model
 			mc.TaskHeads = nil
 			fc.ModelConfig = &mc
+			// The baseline reads text with the pre-trained models' vocabulary.
+			if cfg.Data.Vocab != "" {
+				fc.Vocab = cfg.Data.Vocab
+			} else if cfg.Data.VocabSize > 0 {
+				docs, err := pretrain.LoadCorpus(cfg.Data.Corpus)
+				if err != nil {
+					return nil, "", err
+				}
+				tok, err := pretrain.Vocabulary(cfg.Data, docs)
+				if err != nil {
+					return nil, "", err
+				}
+				fc.Vocab = filepath.Join(outDir, "vocab")
+				if err := tok.Save(fc.Vocab); err != nil {
+					return nil, "", err
+				}
+			}
 		} else {
 			fc.Model = modelDir
 		}

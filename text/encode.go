@@ -29,6 +29,13 @@ func (t *Tokenizer) Encode(a string) Encoding {
 	return enc
 }
 
+// TokenIDs returns the word-piece ids of s without [CLS] or [SEP]: the
+// units that packing (data/texts) lays out into sequences.
+func (t *Tokenizer) TokenIDs(s string) []int32 {
+	ids, _ := t.tokenize(s)
+	return ids
+}
+
 // EncodePair returns [CLS] a [SEP] b [SEP], with type ids 0 up to the first
 // [SEP] and 1 after it.
 func (t *Tokenizer) EncodePair(a, b string) Encoding {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -38,6 +39,36 @@ func Load(path string) (*Tokenizer, error) {
 		return nil, fmt.Errorf("loading tokenizer: %s holds neither tokenizer.json nor vocab.txt", path)
 	}
 	return loadFile(path)
+}
+
+// ForModel returns the vocabulary of a model directory: the tokenizer.json or
+// vocab.txt saved in it (Load), else the built-in bert-base-uncased one
+// (Default), which models saved without their vocabulary and Hugging Face
+// checkpoints without tokenizer files were trained with. With vocabSize > 0
+// (the model's embedding rows) a vocabulary of another size is an error.
+func ForModel(dir string, vocabSize int) (*Tokenizer, error) {
+	tok, err := Default()
+	for _, name := range []string{"tokenizer.json", "vocab.txt"} {
+		if _, serr := os.Stat(filepath.Join(dir, name)); dir != "" && serr == nil {
+			tok, err = Load(dir)
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if vocabSize > 0 && tok.VocabSize() != vocabSize {
+		return nil, fmt.Errorf("the tokenizer of %s has %d tokens but the model's vocabulary has %d (put the model's tokenizer.json or vocab.txt in its directory)",
+			dir, tok.VocabSize(), vocabSize)
+	}
+	return tok, nil
+}
+
+// SameVocabulary reports whether t and o map every text to the same ids: the
+// same tokens by id, the same normalisation and word-piece settings.
+func (t *Tokenizer) SameVocabulary(o *Tokenizer) bool {
+	return t.norm == o.norm && t.prefix == o.prefix && t.maxWordChars == o.maxWordChars &&
+		slices.Equal(t.idToTok, o.idToTok) && t.cls == o.cls && t.sep == o.sep && t.unk == o.unk
 }
 
 func loadFile(path string) (*Tokenizer, error) {

@@ -106,6 +106,19 @@ func MaskSequence(ids []int32, special func(int32) bool, vocabSize int, cfg Mask
 	return m
 }
 
+// DynamicMask returns BERT's masking of tok's sequences drawn afresh for every
+// epoch, as RoBERTa's dynamic masking: the mask of sequence index in epoch is
+// MaskSequence with an rng seeded from (seed, epoch, index) alone, so it does
+// not depend on batch composition and a resumed run draws the same masks. It
+// has the shape of data/texts' MaskFunc.
+func DynamicMask(tok *Tokenizer, cfg MaskConfig, seed uint64) func(epoch, index int, ids []int32) Masked {
+	vocab := tok.VocabSize()
+	return func(epoch, index int, ids []int32) Masked {
+		rng := rand.New(rand.NewPCG(seed^0x6d6c6d, uint64(epoch)<<32|uint64(index)))
+		return MaskSequence(ids, tok.IsSpecial, vocab, cfg, rng)
+	}
+}
+
 func randomToken(orig int32, special func(int32) bool, vocabSize int, rng *rand.Rand) int32 {
 	if vocabSize <= 0 || vocabSize > math.MaxInt32 {
 		return orig

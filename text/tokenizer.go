@@ -1,6 +1,8 @@
 // Package text holds BERT's text pipeline: a WordPiece tokenizer that matches
-// Hugging Face's BertTokenizerFast token for token, and BERT's masked
-// language-model corruption (MLM masking).
+// Hugging Face's BertTokenizerFast token for token (pair truncation
+// included), a trainer of WordPiece vocabularies (WordPieceTrainer, written
+// out by Tokenizer.Save), BERT's masked language-model corruption (MLM
+// masking), and the unigram entropy that an MLM's loss is measured against.
 //
 // The tokenizer is a direct implementation of the tokenizers library's
 // BertNormalizer, BertPreTokenizer, WordPiece model and BERT post-processor. It

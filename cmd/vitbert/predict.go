@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,7 +95,7 @@ func runPredict(args []string) error {
 	var out *infer.Output
 	var rowsLabels func(row int) []string
 	if modality == "text" {
-		tok, err := loadTokenizer(*tokPath, *modelDir)
+		tok, err := loadTokenizer(*tokPath, *modelDir, m.Config.VocabSize)
 		if err != nil {
 			return err
 		}
@@ -187,18 +186,20 @@ func pickHead(c *model.Config, name, modality string) (*model.HeadConfig, error)
 	return nil, nil
 }
 
-// loadTokenizer takes --tokenizer, else a tokenizer in the model directory,
-// else the bert-base-uncased vocabulary built into the binary.
-func loadTokenizer(path, modelDir string) (*text.Tokenizer, error) {
-	if path != "" {
-		return text.Load(path)
+// loadTokenizer takes --tokenizer, else the model's own vocabulary
+// (text.ForModel), and checks it against the model's embedding rows.
+func loadTokenizer(path, modelDir string, vocabSize int) (*text.Tokenizer, error) {
+	if path == "" {
+		return text.ForModel(modelDir, vocabSize)
 	}
-	for _, f := range []string{"tokenizer.json", "vocab.txt"} {
-		if _, err := os.Stat(filepath.Join(modelDir, f)); err == nil {
-			return text.Load(modelDir)
-		}
+	tok, err := text.Load(path)
+	if err != nil {
+		return nil, err
 	}
-	return text.Default()
+	if tok.VocabSize() != vocabSize {
+		return nil, fmt.Errorf("--tokenizer %s has %d tokens but the model's vocabulary has %d", path, tok.VocabSize(), vocabSize)
+	}
+	return tok, nil
 }
 
 func encodeTexts(tok *text.Tokenizer, texts, pairs []string, maxLen, modelMax int) (ids, seg, mask [][]int32, err error) {

@@ -45,6 +45,8 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 	alphaImage := fs.Float64("alpha-image", -1, "image distillation ratio α")
 	tauImage := fs.Float64("tau-image", 0, "image distillation temperature τ")
 	corpus := fs.String("corpus", "", "MLM corpus: embedded, or comma-separated .txt files/folders")
+	vocab := fs.String("vocab", "", "text vocabulary: a tokenizer directory (vitbert vocab train); default the built-in bert-base-uncased")
+	vocabSize := fs.Int("vocab-size", 0, "train a WordPiece vocabulary of this many tokens from the corpus (instead of --vocab)")
 	imgs := fs.String("images", "", "image data: embedded, or a path (IDX, CIFAR, ImageFolder)")
 	ckEvery := fs.Int("checkpoint-every", 0, "steps between checkpoints")
 	keep := fs.Int("keep", 0, "checkpoints to keep")
@@ -121,6 +123,12 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 		}
 		if *corpus != "" {
 			c.Data.Corpus = *corpus
+		}
+		if set["vocab"] {
+			c.Data.Vocab = *vocab
+		}
+		if set["vocab-size"] {
+			c.Data.VocabSize = *vocabSize
 		}
 		if *imgs != "" {
 			c.Data.Images = *imgs

@@ -5,37 +5,23 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+
+	"github.com/vitbert/vitbert/text"
 )
 
-// MaskFunc applies masked-language-model corruption to one sequence.
+// MaskFunc applies masked-language-model corruption to one sequence: ids is
+// the row's unpadded tokens ([CLS] … [SEP]) and the result holds the corrupted
+// ids (Inputs, same length) and the row's BatchOptions.MaxPredictions targets
+// (Positions, Labels, Weights), which the batch carries as they are.
 // index is the sequence's position in the data set and epoch the current
 // epoch, so an implementation can draw masks afresh every epoch from
-// (seed, epoch, index) — e.g. with text.MaskSequence — independently of
-// batch composition. ids is the row's unpadded tokens inside the batch and
-// may be modified in place; the returned labels (len(ids), or nil for none)
-// are copied into TextBatch.MLMLabels.
+// (seed, epoch, index) independently of batch composition, as
+// text.DynamicMask does.
 //
 // The batcher calls it from its producer goroutine, one sequence at a time.
 // Masking lives here, not in Pack, so that every epoch draws new masks, as
-// RoBERTa's dynamic masking, instead of BERT's fixed duplicated copies. With
-// package text:
-//
-//	mask := func(epoch, index int, ids []int32) []int32 {
-//		rng := rand.New(rand.NewPCG(seed, uint64(epoch)<<32|uint64(index)))
-//		m := text.MaskSequence(ids, tok.IsSpecial, tok.VocabSize(), cfg, rng)
-//		labels := make([]int32, len(ids))
-//		for i := range labels {
-//			labels[i] = -100
-//		}
-//		for k, p := range m.Positions {
-//			if m.Weights[k] > 0 {
-//				labels[p] = m.Labels[k]
-//			}
-//		}
-//		copy(ids, m.Inputs)
-//		return labels
-//	}
-type MaskFunc func(epoch, index int, ids []int32) (labels []int32)
+// RoBERTa's dynamic masking, instead of BERT's fixed duplicated copies.
+type MaskFunc func(epoch, index int, ids []int32) text.Masked
 
 // BatchOptions configures a Batcher.
 type BatchOptions struct {
@@ -52,11 +38,10 @@ type BatchOptions struct {
 	// rows (Index −1, Mask 0); by default it is dropped so every step of
 	// training sees B real rows.
 	KeepLast bool
-	// Mask, if set, is applied to every row (see MaskFunc).
-	Mask MaskFunc
-	// LabelPad fills MLMLabels where there is no label (padding, and rows
-	// whose MaskFunc returned nil); −100 matches PyTorch's ignore index.
-	LabelPad int32
+	// Mask, if set, is applied to every row (see MaskFunc); it must return
+	// MaxPredictions targets per row.
+	Mask           MaskFunc
+	MaxPredictions int
 	// Prefetch is how many batches the background producer prepares ahead
 	// (default 2).
 	Prefetch int
@@ -75,10 +60,16 @@ type TextBatch struct {
 	Index       []int // B: data-set index of each row, −1 for padding rows
 	Valid       int   // rows holding real sequences (< B only with KeepLast)
 
-	MLMLabels []int32   // B*L labels from BatchOptions.Mask, nil without it
-	NSP       []int32   // B: 1 when the B segment is random, else 0
-	Labels    []int32   // B: Sequence.Label
-	Scores    []float32 // B: Sequence.Score
+	// MLM targets from BatchOptions.Mask, B*P row-major (P =
+	// MaxPredictions), nil without it: the predicted positions, the original
+	// ids there, and weights 1 for a real target, 0 for padding (padding
+	// rows are all 0).
+	MLMPositions, MLMLabels []int32
+	MLMWeights              []float32
+	P                       int
+	NSP                     []int32   // B: 1 when the B segment is random, else 0
+	Labels                  []int32   // B: Sequence.Label
+	Scores                  []float32 // B: Sequence.Score
 }
 
 // Batcher turns sequences into shuffled fixed-shape batches. A batch is a
@@ -105,6 +96,9 @@ func NewBatcher(seqs []Sequence, opt BatchOptions) (*Batcher, error) {
 		if s.TypeIDs != nil && len(s.TypeIDs) != len(s.IDs) {
 			return nil, fmt.Errorf("batching: sequence %d has %d ids but %d type ids", i, len(s.IDs), len(s.TypeIDs))
 		}
+	}
+	if opt.Mask != nil && opt.MaxPredictions < 1 {
+		return nil, fmt.Errorf("batching: MaxPredictions %d must be positive with a Mask", opt.MaxPredictions)
 	}
 	if opt.Prefetch <= 0 {
 		opt.Prefetch = 2
@@ -162,10 +156,8 @@ func (b *Batcher) Batch(epoch, step int) (*TextBatch, error) {
 		Index: make([]int, B), NSP: make([]int32, B), Labels: make([]int32, B), Scores: make([]float32, B),
 	}
 	if b.opt.Mask != nil {
-		tb.MLMLabels = make([]int32, B*L)
-		for i := range tb.MLMLabels {
-			tb.MLMLabels[i] = b.opt.LabelPad
-		}
+		P := b.opt.MaxPredictions
+		tb.P, tb.MLMPositions, tb.MLMLabels, tb.MLMWeights = P, make([]int32, B*P), make([]int32, B*P), make([]float32, B*P)
 	}
 	for r := 0; r < B; r++ {
 		row := tb.IDs[r*L : (r+1)*L]
@@ -194,11 +186,15 @@ func (b *Batcher) Batch(epoch, step int) (*TextBatch, error) {
 		}
 		tb.Labels[r], tb.Scores[r] = s.Label, s.Score
 		if b.opt.Mask != nil {
-			labels := b.opt.Mask(epoch, idx, row[:n])
-			if labels != nil && len(labels) != n {
-				return nil, fmt.Errorf("batching: mask function returned %d labels for %d tokens (sequence %d)", len(labels), n, idx)
+			m, P := b.opt.Mask(epoch, idx, row[:n]), tb.P
+			if len(m.Inputs) != n || len(m.Positions) != P || len(m.Labels) != P || len(m.Weights) != P {
+				return nil, fmt.Errorf("batching: mask function returned %d ids and %d/%d/%d targets for %d tokens and %d predictions (sequence %d)",
+					len(m.Inputs), len(m.Positions), len(m.Labels), len(m.Weights), n, P, idx)
 			}
-			copy(tb.MLMLabels[r*L:], labels)
+			copy(row, m.Inputs)
+			copy(tb.MLMPositions[r*P:], m.Positions)
+			copy(tb.MLMLabels[r*P:], m.Labels)
+			copy(tb.MLMWeights[r*P:], m.Weights)
 		}
 	}
 	return tb, nil

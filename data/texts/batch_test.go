@@ -4,22 +4,30 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/vitbert/vitbert/text"
 )
 
-const maskID = 3
+const maskID, pad = 3, 0
+
+// toyP is the number of MLM targets per row in the batch tests.
+const toyP = 3
 
 // everyThird masks positions where (epoch+index+j) % 3 == 0, so masks move
-// between epochs; labels hold the original id there and −1 elsewhere.
-func everyThird(epoch, index int, ids []int32) []int32 {
-	labels := make([]int32, len(ids))
+// between epochs: at most 2 of a row's ≤ 6 tokens, padded to toyP targets.
+func everyThird(epoch, index int, ids []int32) text.Masked {
+	m := text.Masked{Inputs: slices.Clone(ids), Positions: make([]int32, toyP), Labels: make([]int32, toyP), Weights: make([]float32, toyP)}
+	k := 0
 	for j := range ids {
-		labels[j] = -1
 		if (epoch+index+j)%3 == 0 {
-			labels[j], ids[j] = ids[j], maskID
+			m.Positions[k], m.Labels[k], m.Weights[k] = int32(j), ids[j], 1
+			m.Inputs[j] = maskID
+			k++
 		}
 	}
-	return labels
+	return m
 }
 
 func toySeqs(n int) []Sequence {
@@ -27,7 +35,7 @@ func toySeqs(n int) []Sequence {
 	for i := range seqs {
 		l := 3 + i%4 // 3..6 tokens
 		s := Sequence{IDs: make([]int32, l), TypeIDs: make([]int32, l), Label: int32(i % 2), Score: float32(i), RandomNext: i%3 == 0}
-		s.IDs[0], s.IDs[l-1] = sp.CLS, sp.SEP
+		s.IDs[0], s.IDs[l-1] = numVocab.CLS(), numVocab.SEP()
 		for j := 1; j < l-1; j++ {
 			s.IDs[j] = int32(100 + 10*i + j)
 		}
@@ -39,7 +47,7 @@ func toySeqs(n int) []Sequence {
 
 func TestBatchShapePaddingAndMasks(t *testing.T) {
 	seqs := toySeqs(10)
-	b, err := NewBatcher(seqs, BatchOptions{BatchSize: 3, MaxLength: 6, PAD: sp.PAD, Seed: 1, Mask: everyThird, LabelPad: -100})
+	b, err := NewBatcher(seqs, BatchOptions{BatchSize: 3, MaxLength: 6, PAD: pad, Seed: 1, Mask: everyThird, MaxPredictions: toyP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +60,7 @@ func TestBatchShapePaddingAndMasks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(tb.IDs) != 18 || len(tb.Mask) != 18 || len(tb.TypeIDs) != 18 || len(tb.MLMLabels) != 18 || tb.Valid != 3 {
+		if len(tb.IDs) != 18 || len(tb.Mask) != 18 || len(tb.TypeIDs) != 18 || len(tb.MLMLabels) != 3*toyP || len(tb.MLMPositions) != 3*toyP || len(tb.MLMWeights) != 3*toyP || tb.Valid != 3 {
 			t.Fatalf("bad shapes: %d ids, valid %d", len(tb.IDs), tb.Valid)
 		}
 		for r := 0; r < 3; r++ {
@@ -63,22 +71,32 @@ func TestBatchShapePaddingAndMasks(t *testing.T) {
 			seen[idx] = true
 			s := seqs[idx]
 			n := len(s.IDs)
+			var wantPos, wantLab []int32
+			var wantW []float32
 			for j := 0; j < 6; j++ {
-				id, m, lab := tb.IDs[r*6+j], tb.Mask[r*6+j], tb.MLMLabels[r*6+j]
+				id, m := tb.IDs[r*6+j], tb.Mask[r*6+j]
 				switch {
 				case j >= n:
-					if id != sp.PAD || m != 0 || lab != -100 || tb.TypeIDs[r*6+j] != 0 {
-						t.Fatalf("padding at row %d col %d: id %d mask %d label %d", r, j, id, m, lab)
+					if id != pad || m != 0 || tb.TypeIDs[r*6+j] != 0 {
+						t.Fatalf("padding at row %d col %d: id %d mask %d", r, j, id, m)
 					}
 				case (idx+j)%3 == 0:
-					if id != maskID || lab != s.IDs[j] || m != 1 {
-						t.Fatalf("masked position row %d col %d: id %d label %d", r, j, id, lab)
+					if id != maskID || m != 1 {
+						t.Fatalf("masked position row %d col %d: id %d", r, j, id)
 					}
+					wantPos, wantLab, wantW = append(wantPos, int32(j)), append(wantLab, s.IDs[j]), append(wantW, 1)
 				default:
-					if id != s.IDs[j] || lab != -1 || m != 1 || tb.TypeIDs[r*6+j] != s.TypeIDs[j] {
-						t.Fatalf("row %d col %d: id %d label %d", r, j, id, lab)
+					if id != s.IDs[j] || m != 1 || tb.TypeIDs[r*6+j] != s.TypeIDs[j] {
+						t.Fatalf("row %d col %d: id %d", r, j, id)
 					}
 				}
+			}
+			for len(wantPos) < toyP {
+				wantPos, wantLab, wantW = append(wantPos, 0), append(wantLab, 0), append(wantW, 0)
+			}
+			rp := func(x []int32) []int32 { return x[r*toyP : (r+1)*toyP] }
+			if !slices.Equal(rp(tb.MLMPositions), wantPos) || !slices.Equal(rp(tb.MLMLabels), wantLab) || !slices.Equal(tb.MLMWeights[r*toyP:(r+1)*toyP], wantW) {
+				t.Fatalf("row %d targets %v %v %v, want %v %v %v", r, rp(tb.MLMPositions), rp(tb.MLMLabels), tb.MLMWeights[r*toyP:(r+1)*toyP], wantPos, wantLab, wantW)
 			}
 			if tb.Labels[r] != s.Label || tb.Scores[r] != s.Score || (tb.NSP[r] == 1) != s.RandomNext {
 				t.Fatalf("row %d targets differ from sequence %d", r, idx)
@@ -96,7 +114,7 @@ func TestBatchShapePaddingAndMasks(t *testing.T) {
 }
 
 func TestBatchKeepLastPadsRows(t *testing.T) {
-	b, err := NewBatcher(toySeqs(10), BatchOptions{BatchSize: 3, MaxLength: 6, PAD: sp.PAD, Ordered: true, KeepLast: true})
+	b, err := NewBatcher(toySeqs(10), BatchOptions{BatchSize: 3, MaxLength: 6, PAD: pad, Ordered: true, KeepLast: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +126,7 @@ func TestBatchKeepLastPadsRows(t *testing.T) {
 		t.Fatalf("steps %d valid %d index %v", b.StepsPerEpoch(), tb.Valid, tb.Index)
 	}
 	for j := 6; j < 18; j++ {
-		if tb.Mask[j] != 0 || tb.IDs[j] != sp.PAD {
+		if tb.Mask[j] != 0 || tb.IDs[j] != pad {
 			t.Fatal("padding row not empty")
 		}
 	}
@@ -124,7 +142,7 @@ func TestBatchKeepLastPadsRows(t *testing.T) {
 }
 
 func TestIterateResumeGivesUninterruptedBatches(t *testing.T) {
-	opt := BatchOptions{BatchSize: 3, MaxLength: 6, Seed: 42, Mask: everyThird, LabelPad: -100, Epochs: 3}
+	opt := BatchOptions{BatchSize: 3, MaxLength: 6, Seed: 42, Mask: everyThird, MaxPredictions: toyP, Epochs: 3}
 	b, _ := NewBatcher(toySeqs(11), opt)
 	var full []*TextBatch
 	it := b.Iterate(0, 0)
@@ -164,5 +182,23 @@ func TestIterateResumeGivesUninterruptedBatches(t *testing.T) {
 	}
 	if _, err := it2.Next(); !errors.Is(err, io.EOF) {
 		t.Errorf("after the last epoch: %v, want EOF", err)
+	}
+}
+
+func TestBatchRejectsBadMasks(t *testing.T) {
+	if _, err := NewBatcher(toySeqs(6), BatchOptions{BatchSize: 3, MaxLength: 6, Mask: everyThird}); err == nil {
+		t.Error("a Mask without MaxPredictions accepted")
+	}
+	short := func(epoch, index int, ids []int32) text.Masked {
+		m := everyThird(epoch, index, ids)
+		m.Weights = m.Weights[:1]
+		return m
+	}
+	b, err := NewBatcher(toySeqs(6), BatchOptions{BatchSize: 3, MaxLength: 6, Mask: short, MaxPredictions: toyP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Batch(0, 0); err == nil {
+		t.Error("a mask function returning 1 weight for 3 predictions gave no error")
 	}
 }

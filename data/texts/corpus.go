@@ -4,9 +4,11 @@
 // folder per class), and the real public-domain sets this project can fetch
 // or embeds as its default.
 //
-// The package does not tokenize: callers pass a [Vocab] (the WordPiece
-// tokenizer of package text satisfies it through a one-line adapter), so the
-// data path stays bytes → examples → token ids → batches.
+// Tokenisation, pair truncation and MLM masking belong to package text: its
+// Tokenizer is the [Vocab] that Pack lays out, [Encode] is its encoder for
+// classification inputs, and BatchOptions.Mask takes its masking
+// (text.DynamicMask), so the data path stays bytes → examples → token ids →
+// batches.
 package texts
 
 import (

@@ -279,21 +279,6 @@ func (t *Task) parseRow(raw string, c fixedCols, b int, labelled bool) (GLUEExam
 	return ex, fmt.Errorf("label %q is not one of %s", lab, strings.Join(t.Labels, ", "))
 }
 
-// Encode tokenizes the examples into classification sequences carrying
-// their Label (or Score for STS-B).
-func (s *GLUESplit) Encode(v Vocab, sp Specials, maxLength int) ([]Sequence, error) {
-	out := make([]Sequence, len(s.Examples))
-	for i, ex := range s.Examples {
-		seq, err := Encode(v, sp, maxLength, ex.A, ex.B, s.Task.Pair)
-		if err != nil {
-			return nil, fmt.Errorf("%s: line %d: %w", s.Path, ex.Line, err)
-		}
-		seq.Label, seq.Score = int32(ex.Label), ex.Score
-		out[i] = seq
-	}
-	return out, nil
-}
-
 // LabelCounts counts examples per class (index −1 collects unlabelled rows).
 func (s *GLUESplit) LabelCounts() map[int]int {
 	m := map[int]int{}

@@ -223,19 +223,3 @@ func TestReadGLUEBadArguments(t *testing.T) {
 		}
 	}
 }
-
-func TestGLUEEncodeCarriesTargets(t *testing.T) {
-	root := t.TempDir()
-	writeGLUE(t, root, "STS-B", "train", "index|genre|filename|year|old_index|source1|source2|sentence1|sentence2|score\n0|g|f|y|o|s|s|t11 t12|t21|2.5\n")
-	s, err := ReadGLUE(root, "stsb", "train", GLUEOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seqs, err := s.Encode(numVocab, sp, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(seqs) != 1 || seqs[0].Score != 2.5 || len(seqs[0].IDs) != 6 || seqs[0].TypeIDs[5] != 1 {
-		t.Errorf("encoded %+v", seqs)
-	}
-}

@@ -32,20 +32,6 @@ func (l *Labelled) Counts() []int {
 	return c
 }
 
-// Encode tokenizes every text into a [CLS] text [SEP] sequence carrying its label.
-func (l *Labelled) Encode(v Vocab, sp Specials, maxLength int) ([]Sequence, error) {
-	out := make([]Sequence, len(l.Texts))
-	for i, t := range l.Texts {
-		s, err := Encode(v, sp, maxLength, t, "", false)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", l.Sources[i], err)
-		}
-		s.Label = int32(l.Labels[i])
-		out[i] = s
-	}
-	return out, nil
-}
-
 func (l *Labelled) add(text, class, src string, index map[string]int) error {
 	y, ok := index[class]
 	if !ok {

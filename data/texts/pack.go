@@ -4,29 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+
+	"github.com/vitbert/vitbert/text"
 )
 
-// Vocab turns text into word-piece ids without special tokens. With the
-// WordPiece tokenizer of package text:
-//
-//	v := texts.VocabFunc(func(s string) []int32 {
-//		ids := tok.Encode(s).IDs // [CLS] … [SEP]
-//		return ids[1 : len(ids)-1]
-//	})
-//	sp := texts.Specials{CLS: tok.CLS(), SEP: tok.SEP(), PAD: tok.PAD()}
+// Vocab is what packing needs of a tokenizer: word-piece ids without special
+// tokens, and the ids of [CLS] and [SEP] that frame every sequence.
+// *text.Tokenizer implements it.
 type Vocab interface {
 	TokenIDs(s string) []int32
-}
-
-// VocabFunc adapts a function to Vocab.
-type VocabFunc func(s string) []int32
-
-// TokenIDs implements Vocab.
-func (f VocabFunc) TokenIDs(s string) []int32 { return f(s) }
-
-// Specials are the ids of the special tokens the packer inserts.
-type Specials struct {
-	CLS, SEP, PAD int32
+	CLS() int32
+	SEP() int32
 }
 
 // Sequence is one encoder input: [CLS] A [SEP] (B [SEP]), unpadded.
@@ -55,7 +43,6 @@ type PackOptions struct {
 	ShortSeqProb float64
 	// Seed fixes every random choice, so packing is reproducible.
 	Seed uint64
-	Specials
 }
 
 // Pack tokenizes documents sentence by sentence and packs consecutive
@@ -102,16 +89,19 @@ func Pack(docs []Document, v Vocab, opt PackOptions) ([]Sequence, error) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x9e3779b97f4a7c15))
+	sp := specials{cls: v.CLS(), sep: v.SEP()}
 	var out []Sequence
 	for di := range all {
 		if opt.Pairs {
-			out = packPairs(out, all, di, maxTok, opt, rng)
+			out = packPairs(out, all, di, maxTok, sp, opt, rng)
 		} else {
-			out = packSingle(out, all[di], maxTok, opt, rng)
+			out = packSingle(out, all[di], maxTok, sp, opt, rng)
 		}
 	}
 	return out, nil
 }
+
+type specials struct{ cls, sep int32 }
 
 func target(maxTok int, p float64, rng *rand.Rand) int {
 	if p > 0 && rng.Float64() < p {
@@ -120,12 +110,12 @@ func target(maxTok int, p float64, rng *rand.Rand) int {
 	return maxTok
 }
 
-func packSingle(out []Sequence, doc [][]int32, maxTok int, opt PackOptions, rng *rand.Rand) []Sequence {
+func packSingle(out []Sequence, doc [][]int32, maxTok int, sp specials, opt PackOptions, rng *rand.Rand) []Sequence {
 	emit := func(toks []int32) {
 		ids := make([]int32, 0, len(toks)+2)
-		ids = append(ids, opt.CLS)
+		ids = append(ids, sp.cls)
 		ids = append(ids, toks...)
-		ids = append(ids, opt.SEP)
+		ids = append(ids, sp.sep)
 		out = append(out, Sequence{IDs: ids, TypeIDs: make([]int32, len(ids))})
 	}
 	tgt := target(maxTok, opt.ShortSeqProb, rng)
@@ -149,7 +139,7 @@ func packSingle(out []Sequence, doc [][]int32, maxTok int, opt PackOptions, rng 
 	return out
 }
 
-func packPairs(out []Sequence, all [][][]int32, di, maxTok int, opt PackOptions, rng *rand.Rand) []Sequence {
+func packPairs(out []Sequence, all [][][]int32, di, maxTok int, sp specials, opt PackOptions, rng *rand.Rand) []Sequence {
 	doc := all[di]
 	tgt := target(maxTok, opt.ShortSeqProb, rng)
 	var chunk [][]int32
@@ -194,11 +184,11 @@ func packPairs(out []Sequence, all [][][]int32, di, maxTok int, opt PackOptions,
 		a, b = truncatePair(a, b, maxTok, rng)
 		ids := make([]int32, 0, len(a)+len(b)+3)
 		types := make([]int32, 0, cap(ids))
-		ids = append(append(append(ids, opt.CLS), a...), opt.SEP)
+		ids = append(append(append(ids, sp.cls), a...), sp.sep)
 		for range ids {
 			types = append(types, 0)
 		}
-		ids = append(append(ids, b...), opt.SEP)
+		ids = append(append(ids, b...), sp.sep)
 		for len(types) < len(ids) {
 			types = append(types, 1)
 		}
@@ -227,37 +217,16 @@ func truncatePair(a, b []int32, max int, rng *rand.Rand) ([]int32, []int32) {
 	return a, b
 }
 
-// Encode builds a classification input [CLS] a [SEP] (b [SEP]) of at most
-// maxLength tokens, truncating the longer text from its end first (the
-// "longest first" rule of Hugging Face tokenizers). b == "" gives a
-// single-text input.
-func Encode(v Vocab, sp Specials, maxLength int, a, b string, pair bool) (Sequence, error) {
-	ta := v.TokenIDs(a)
-	var tb []int32
-	reserve := 2
-	if pair {
-		tb = v.TokenIDs(b)
-		reserve = 3
+// Encode builds a classification input [CLS] a [SEP] (b [SEP] when b is not
+// nil) of at most maxLength tokens with text.Tokenizer.EncodeWith, whose
+// pair truncation is Hugging Face's "longest_first".
+func Encode(tok *text.Tokenizer, maxLength int, a string, b *string) (Sequence, error) {
+	if maxLength < 1 {
+		return Sequence{}, fmt.Errorf("encoding: MaxLength %d must be positive", maxLength)
 	}
-	max := maxLength - reserve
-	if max < 1 {
-		return Sequence{}, fmt.Errorf("encoding: MaxLength %d too small", maxLength)
+	enc, err := tok.EncodeWith(a, b, text.EncodeOpts{MaxLength: maxLength})
+	if err != nil {
+		return Sequence{}, err
 	}
-	for len(ta)+len(tb) > max {
-		if len(ta) >= len(tb) {
-			ta = ta[:len(ta)-1]
-		} else {
-			tb = tb[:len(tb)-1]
-		}
-	}
-	ids := make([]int32, 0, len(ta)+len(tb)+reserve)
-	ids = append(append(append(ids, sp.CLS), ta...), sp.SEP)
-	types := make([]int32, len(ids), cap(ids))
-	if pair {
-		ids = append(append(ids, tb...), sp.SEP)
-		for len(types) < len(ids) {
-			types = append(types, 1)
-		}
-	}
-	return Sequence{IDs: ids, TypeIDs: types}, nil
+	return Sequence{IDs: enc.IDs, TypeIDs: enc.TypeIDs}, nil
 }

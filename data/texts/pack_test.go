@@ -6,10 +6,19 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vitbert/vitbert/text"
 )
 
+// toyVocab is a test vocabulary: [CLS] is 1, [SEP] is 2.
+type toyVocab func(s string) []int32
+
+func (f toyVocab) TokenIDs(s string) []int32 { return f(s) }
+func (toyVocab) CLS() int32                  { return 1 }
+func (toyVocab) SEP() int32                  { return 2 }
+
 // numVocab maps each word "t<N>" to id N, so tests can read tokens back.
-var numVocab = VocabFunc(func(s string) []int32 {
+var numVocab = toyVocab(func(s string) []int32 {
 	var ids []int32
 	for _, w := range strings.Fields(s) {
 		n, err := strconv.Atoi(strings.Trim(w, "t.!?"))
@@ -19,8 +28,6 @@ var numVocab = VocabFunc(func(s string) []int32 {
 	}
 	return ids
 })
-
-var sp = Specials{CLS: 1, SEP: 2, PAD: 0}
 
 // sentence returns a sentence of n words whose ids encode (doc, sent, word)
 // as doc*10000 + sent*100 + word + 100 (never a special id).
@@ -39,7 +46,7 @@ func TestPackSingleRespectsMaxLengthAndKeepsAllTokens(t *testing.T) {
 	// Sentence lengths 3, 4, 2, 9 with MaxLength 8 → 6 tokens of room:
 	// [3] (3+4 > 6), [4 2] (=6), the 9 is cut into [6] and [3].
 	doc := Document{Sentences: []string{sentence(0, 0, 3), sentence(0, 1, 4), sentence(0, 2, 2), sentence(0, 3, 9)}}
-	seqs, err := Pack([]Document{doc}, numVocab, PackOptions{MaxLength: 8, Specials: sp})
+	seqs, err := Pack([]Document{doc}, numVocab, PackOptions{MaxLength: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +54,7 @@ func TestPackSingleRespectsMaxLengthAndKeepsAllTokens(t *testing.T) {
 	total := 0
 	for _, s := range seqs {
 		lens = append(lens, len(s.IDs))
-		if s.IDs[0] != sp.CLS || s.IDs[len(s.IDs)-1] != sp.SEP {
+		if s.IDs[0] != numVocab.CLS() || s.IDs[len(s.IDs)-1] != numVocab.SEP() {
 			t.Errorf("sequence %v lacks [CLS] … [SEP]", s.IDs)
 		}
 		for _, ty := range s.TypeIDs {
@@ -79,7 +86,7 @@ func pairCorpus() []Document {
 
 func TestPackPairsSegmentsAndNextSentence(t *testing.T) {
 	const maxLen = 20
-	seqs, err := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 7, ShortSeqProb: 0.1, Specials: sp})
+	seqs, err := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 7, ShortSeqProb: 0.1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +98,12 @@ func TestPackPairsSegmentsAndNextSentence(t *testing.T) {
 		// Layout [CLS] A [SEP] B [SEP] with types 0…0 1…1.
 		sep := -1
 		for j, id := range s.IDs {
-			if id == sp.SEP {
+			if id == numVocab.SEP() {
 				sep = j
 				break
 			}
 		}
-		if s.IDs[0] != sp.CLS || sep < 2 || sep >= len(s.IDs)-2 || s.IDs[len(s.IDs)-1] != sp.SEP {
+		if s.IDs[0] != numVocab.CLS() || sep < 2 || sep >= len(s.IDs)-2 || s.IDs[len(s.IDs)-1] != numVocab.SEP() {
 			t.Fatalf("seq %d: bad layout %v", i, s.IDs)
 		}
 		for j, ty := range s.TypeIDs {
@@ -140,11 +147,11 @@ func TestPackPairsSegmentsAndNextSentence(t *testing.T) {
 	if frac := float64(random) / float64(len(seqs)); len(seqs) < 50 || frac < 0.3 || frac > 0.8 {
 		t.Errorf("%d sequences, %.2f random next; want ≥50 and about half", len(seqs), frac)
 	}
-	again, _ := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 7, ShortSeqProb: 0.1, Specials: sp})
+	again, _ := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 7, ShortSeqProb: 0.1})
 	if !reflect.DeepEqual(seqs, again) {
 		t.Error("packing with the same seed differs")
 	}
-	other, _ := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 8, ShortSeqProb: 0.1, Specials: sp})
+	other, _ := Pack(pairCorpus(), numVocab, PackOptions{MaxLength: maxLen, Pairs: true, Seed: 8, ShortSeqProb: 0.1})
 	if reflect.DeepEqual(seqs, other) {
 		t.Error("packing with another seed is identical")
 	}
@@ -156,28 +163,38 @@ func TestPackRejectsTinyMaxLength(t *testing.T) {
 	}
 }
 
-func TestEncodeTruncatesLongestFirst(t *testing.T) {
-	// Room 8−3 = 5 for 4+2 tokens: drop A's last token.
-	s, err := Encode(numVocab, sp, 8, "t11 t12 t13 t14", "t21 t22", true)
+func TestEncodeSingleAndPair(t *testing.T) {
+	tok, err := text.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []int32{1, 11, 12, 13, 2, 21, 22, 2}; !reflect.DeepEqual(s.IDs, want) {
-		t.Errorf("ids %v, want %v", s.IDs, want)
+	// "one two three" is 3 word pieces: MaxLength 4 keeps [CLS] one two [SEP].
+	s, err := Encode(tok, 4, "one two three", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := []int32{0, 0, 0, 0, 0, 1, 1, 1}; !reflect.DeepEqual(s.TypeIDs, want) {
-		t.Errorf("types %v, want %v", s.TypeIDs, want)
+	if want := []int32{tok.CLS(), 2028, 2048, tok.SEP()}; !reflect.DeepEqual(s.IDs, want) || !reflect.DeepEqual(s.TypeIDs, []int32{0, 0, 0, 0}) {
+		t.Errorf("single: %v %v, want %v and type ids 0", s.IDs, s.TypeIDs, want)
 	}
-	s, _ = Encode(numVocab, sp, 4, "t11 t12 t13", "", false)
-	if want := []int32{1, 11, 12, 2}; !reflect.DeepEqual(s.IDs, want) {
-		t.Errorf("single ids %v, want %v", s.IDs, want)
+	b := "four"
+	if s, err = Encode(tok, 16, "one", &b); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{tok.CLS(), 2028, tok.SEP(), 2176, tok.SEP()}; !reflect.DeepEqual(s.IDs, want) || !reflect.DeepEqual(s.TypeIDs, []int32{0, 0, 0, 1, 1}) {
+		t.Errorf("pair: %v %v, want %v and type ids 0 0 0 1 1", s.IDs, s.TypeIDs, want)
+	}
+	if _, err := Encode(tok, 0, "one", nil); err == nil {
+		t.Error("MaxLength 0 accepted")
+	}
+	if _, err := Encode(tok, 2, "one", &b); err == nil {
+		t.Error("MaxLength 2 accepted for a pair (3 special tokens)")
 	}
 }
 
 // wordVocab gives each distinct lower-cased word an id ≥ 10.
 func wordVocab() Vocab {
 	ids := map[string]int32{}
-	return VocabFunc(func(s string) []int32 {
+	return toyVocab(func(s string) []int32 {
 		var out []int32
 		for _, w := range strings.Fields(strings.ToLower(s)) {
 			id, ok := ids[w]
@@ -202,7 +219,7 @@ func TestPackDefaultCorpusFillsSequences(t *testing.T) {
 			words += len(strings.Fields(s))
 		}
 	}
-	seqs, err := Pack(docs, wordVocab(), PackOptions{MaxLength: 128, Specials: sp})
+	seqs, err := Pack(docs, wordVocab(), PackOptions{MaxLength: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,4 +239,32 @@ func TestPackDefaultCorpusFillsSequences(t *testing.T) {
 		t.Errorf("sequences %.0f%% full, want ≥ 75%%", 100*fill)
 	}
 	t.Logf("%d documents, %d words → %d sequences of ≤128", len(docs), words, len(seqs))
+}
+
+// TestEncodePairMatchesHuggingFaceTruncation is the 6+5-token pair with room
+// for 7 (MaxLength 10): Hugging Face's longest_first keeps 4+3, not 3+4.
+func TestEncodePairMatchesHuggingFaceTruncation(t *testing.T) {
+	tok, err := text.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := "one two three four five six", "seven eight nine ten eleven"
+	want, err := tok.EncodeWith(a, &b, text.EncodeOpts{MaxLength: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(tok.Tokenize(a)) + len(tok.Tokenize(b)); got != 11 {
+		t.Fatalf("the pair has %d word pieces, want 6+5", got)
+	}
+	got, err := Encode(tok, 10, a, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.IDs, want.IDs) || !reflect.DeepEqual(got.TypeIDs, want.TypeIDs) {
+		t.Errorf("Encode = %v %v, want (text.EncodeWith) %v %v", got.IDs, got.TypeIDs, want.IDs, want.TypeIDs)
+	}
+	// [CLS] one two three four [SEP] seven eight nine [SEP]
+	if ids := []int32{101, 2028, 2048, 2093, 2176, 102, 2698, 2809, 3157, 102}; !reflect.DeepEqual(got.IDs, ids) {
+		t.Errorf("Encode = %v, want 4+3 tokens %v", got.IDs, ids)
+	}
 }
