@@ -12,8 +12,9 @@ import (
 
 // decomposeAttention reports whether self-attention is built from matrix
 // products and a softmax (goAttention) rather than GoMLX's fused attention
-// op: on backends without a fused attention gradient, that is the pure-Go
-// backend, in training and inference graphs alike.
+// op: on backends without a fused attention gradient (the pure-Go backend),
+// in training and inference graphs alike. (A backend's name does not tell
+// the pure-Go backend reliably: it reports "Go Backend", not "go".)
 //
 // Training needs it for the gradient. Inference needs it for speed: the
 // pure-Go backend's fused kernel (compute v0.1.14,
