@@ -23,8 +23,9 @@ import (
 // which Go's compiler emits with legacy SSE encodings while the upper
 // halves of the vector registers are dirty. On Intel CPUs every such
 // transition costs an AVX-SSE assist (golang/go#80835): the kernel spent
-// about 1 µs per key on an AVX-512 Xeon, and tiny image inference took
-// 10× the CPU time of this decomposed graph. See docs/gomlx-notes.md.
+// 0.4–0.5 µs per query·key pair on an AVX-512 Xeon, and tiny image
+// inference took 10× the CPU time of this decomposed graph. See
+// docs/gomlx-notes.md.
 func decomposeAttention(g *Graph) bool {
 	return !g.Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttentionVJP]
 }
