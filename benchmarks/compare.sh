@@ -4,7 +4,10 @@
 # (preset, mode) after the other so that both see the same load, and prints
 # the ratio ours/PyTorch of the median step times (below 1: we are faster),
 # and of the CPU time per step (user + system, all threads): on a machine
-# shared with other work the CPU ratio is the steadier one.
+# shared with other work the CPU ratio is the steadier one. It prints the CPU
+# (lscpu model name) and the reference's OpenBLAS kernels: bench.py sets
+# OPENBLAS_CORETYPE where OpenBLAS would run kernels older than the CPU's
+# (an OPENBLAS_CORETYPE in the environment is kept and reported).
 #
 # Usage: benchmarks/compare.sh [PRESETS] [MODES]
 #   PRESETS  comma list of tiny, small, base (default tiny,small)
@@ -29,9 +32,20 @@ go build -o "$tmp/vitbert" ./cmd/vitbert
 extra=""
 if [ -n "${BATCH:-}" ]; then extra="--batch $BATCH"; fi
 
-echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $("$PYTHON" -c 'import torch; print("torch", torch.__version__)'), 1 thread; Go GOMAXPROCS=$(nproc)"
-echo "$STEPS timed steps after $WARMUP warm-up steps; median step times and CPU time per step in ms; peak RSS in MB"
-printf '%-6s %-12s %9s %9s %6s %9s %9s %6s %9s %9s\n' preset mode ours_ms torch_ms ratio ours_cpu torch_cpu ratio ours_rss torch_rss
+# The reference's CPU and BLAS kernels as bench.py sets them up (it sets
+# OPENBLAS_CORETYPE where OpenBLAS would pick kernels older than the CPU).
+"$PYTHON" - >"$tmp/machine.txt" <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("ref", "benchmarks/pytorch/bench.py")
+ref = importlib.util.module_from_spec(spec)
+sys.argv = [sys.argv[0], "--threads", "1"]
+spec.loader.exec_module(ref)
+print("torch %s, 1 thread, %s" % (ref.torch.__version__, ref.blas_note()))
+PY
+echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; Go GOMAXPROCS=$(nproc)"
+echo "reference: $(cat "$tmp/machine.txt")"
+echo "$STEPS timed steps after $WARMUP warm-up steps; median step times and CPU time per step in ms; peak RSS in MB; the OpenBLAS core of each reference run"
+printf '%-6s %-12s %9s %9s %6s %9s %9s %6s %9s %9s %s\n' preset mode ours_ms torch_ms ratio ours_cpu torch_cpu ratio ours_rss torch_rss torch_blas
 r=1
 while [ "$r" -le "$REPEAT" ]; do
 	for p in $(echo "$PRESETS" | tr ',' ' '); do
@@ -62,15 +76,17 @@ cpu = (time.process_time() - c0) / steps
 med = statistics.median(times)
 print(json.dumps({"preset": preset, "mode": mode, "median_ms": med * 1e3, "cpu_ms": cpu * 1e3,
                   "samples_per_s": ref.samples_per_step(cfg, mode) / med,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                  "blas_core": ref.BLAS_CORE}))
 PY
 			"$PYTHON" - "$tmp/ours.json" "$tmp/torch.json" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1]))
 t = json.load(open(sys.argv[2]))
-print("%-6s %-12s %9.1f %9.1f %6.2f %9.1f %9.1f %6.2f %9.0f %9.0f" % (
+print("%-6s %-12s %9.1f %9.1f %6.2f %9.1f %9.1f %6.2f %9.0f %9.0f %s" % (
     o["preset"], o["mode"], o["median_ms"], t["median_ms"], o["median_ms"] / t["median_ms"],
-    o["cpu_ms"], t["cpu_ms"], o["cpu_ms"] / t["cpu_ms"], o["peak_rss_mb"], t["peak_rss_mb"]))
+    o["cpu_ms"], t["cpu_ms"], o["cpu_ms"] / t["cpu_ms"], o["peak_rss_mb"], t["peak_rss_mb"],
+    t["blas_core"]))
 PY
 		done
 	done

@@ -3,14 +3,35 @@ package model
 import (
 	"math"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
-// trainAttention is multi-head self-attention over x [B, S, D] for training
-// graphs on backends without a fused attention gradient. It computes what
+// decomposeAttention reports whether self-attention is built from matrix
+// products and a softmax (goAttention) rather than GoMLX's fused attention
+// op: on backends without a fused attention gradient (the pure-Go backend),
+// in training and inference graphs alike. (A backend's name does not tell
+// the pure-Go backend reliably: it reports "Go Backend", not "go".)
+//
+// Training needs it for the gradient. Inference needs it for speed: the
+// pure-Go backend's fused kernel (compute v0.1.14,
+// fusedops/avx512.sdpaFloat32AVX512Dim32 and its AVX2 twin) turns each
+// query·key product into a scalar that goes through scalar float32 code,
+// which Go's compiler emits with legacy SSE encodings while the upper
+// halves of the vector registers are dirty. On Intel CPUs every such
+// transition costs an AVX-SSE assist (golang/go#80835): the kernel spent
+// 0.4–0.5 µs per query·key pair on an AVX-512 Xeon, and tiny image
+// inference took 10× the CPU time of this decomposed graph. See
+// docs/gomlx-notes.md.
+func decomposeAttention(g *Graph) bool {
+	return !g.Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttentionVJP]
+}
+
+// goAttention is multi-head self-attention over x [B, S, D] for graphs on
+// backends where decomposeAttention holds. It computes what
 // attention.SelfAttention(...).UseTransposedWeights(true).WithFusion(false)
 // computes, with the same variables (".../MultiHeadAttention/{query,key,value,output}/dense/..."),
 // in a layout that suits the pure-Go backend:
@@ -26,7 +47,7 @@ import (
 //
 // A text whose keys are all masked attends to nothing (output 0), as with
 // the masked softmax. keyMask is a bool [B, S] or nil.
-func (c *Config) trainAttention(scope *mlmodel.Scope, x, keyMask *Node) *Node {
+func (c *Config) goAttention(scope *mlmodel.Scope, x, keyMask *Node) *Node {
 	g := x.Graph()
 	scope = scope.At("MultiHeadAttention")
 	B, S, D := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2)

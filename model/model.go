@@ -160,9 +160,8 @@ func (c *Config) block(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Node
 		if dt, low := lowDType(scope); low {
 			return c.dropout(scope.At("attention_dropout"), c.attentionLow(scope, h, mask, dt), c.Dropout)
 		}
-		if scope.IsTraining(h.Graph()) && !h.Graph().Backend().Capabilities().Operations[compute.OpTypeFusedScaledDotProductAttentionVJP] {
-			// No fused attention gradient (the pure-Go backend): see trainAttention.
-			return c.dropout(scope.At("attention_dropout"), c.trainAttention(scope.At("attention"), h, mask), c.Dropout)
+		if decomposeAttention(h.Graph()) {
+			return c.dropout(scope.At("attention_dropout"), c.goAttention(scope.At("attention"), h, mask), c.Dropout)
 		}
 		mha := attention.SelfAttention(scope.At("attention"), h, c.Heads, c.Hidden/c.Heads).UseTransposedWeights(true)
 		if mask != nil {

@@ -25,6 +25,7 @@ Run with Debian's /usr/bin/python3 and python3-torch (see README.md).
 """
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -55,9 +56,107 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 # measure spinning workers on a quiet machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+def cpu_model():
+    """The CPU's name as lscpu prints it ("Model name"), else /proc/cpuinfo's."""
+    try:
+        out = subprocess.run(["lscpu"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL,
+                             universal_newlines=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return _cpuinfo("model name") or "unknown"
+
+
+def _cpuinfo(key):
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":", 1)[0].strip() == key:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+# OpenBLAS cores (0.3.21 names) with AVX-512 kernels, and with at least AVX2
+# ones. OpenBLAS picks its kernels from the CPU model number when it loads;
+# Debian's 0.3.21 does not know every newer Xeon and then falls back to its
+# Prescott (SSE3) kernels, 2-3x slower than its AVX-512 ones on such a CPU.
+_AVX512_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+_AVX2_CORES = _AVX512_CORES + ("Haswell", "Zen")
+# What the SkylakeX kernels execute (AVX-512 F, CD, BW, DQ, VL) and Haswell's.
+_AVX512_FLAGS = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
+_AVX2_FLAGS = ("avx2", "fma")
+
+def blas_core():
+    """The core (kernel set) of the OpenBLAS behind the libblas.so.3 that
+    torch links, as loaded in this process, or "" when that BLAS is not
+    OpenBLAS."""
+    import ctypes
+    try:
+        f = ctypes.CDLL("libblas.so.3").openblas_get_corename
+    except (OSError, AttributeError):
+        return ""
+    f.restype = ctypes.c_char_p
+    return f().decode()
+
+
+def blas_note():
+    """Which BLAS kernels run, and why, in one line."""
+    if BLAS_CORE == "not OpenBLAS":
+        return "BLAS: not OpenBLAS (check update-alternatives, see README.md)"
+    if BLAS_CORETYPE_SET:
+        return ("OpenBLAS core %s (OPENBLAS_CORETYPE set here: it detected %s)"
+                % (BLAS_CORE, BLAS_DETECTED))
+    if not BLAS_DETECTED:
+        return ("OpenBLAS core %s (OPENBLAS_CORETYPE=%s from the environment)"
+                % (BLAS_CORE, os.environ.get("OPENBLAS_CORETYPE", "")))
+    return "OpenBLAS core %s (detected)" % BLAS_CORE
+
+
+def coretype_for(detected, flags):
+    """The OPENBLAS_CORETYPE to force for a CPU with these /proc/cpuinfo
+    flags on which OpenBLAS detected core `detected`, or "" to keep it:
+    SkylakeX on a CPU with the AVX-512 instructions its kernels use, Haswell
+    on one with AVX2 and FMA, when the detected core is older."""
+    if all(f in flags for f in _AVX512_FLAGS):
+        return "" if detected in _AVX512_CORES else "SkylakeX"
+    if all(f in flags for f in _AVX2_FLAGS):
+        return "" if detected in _AVX2_CORES else "Haswell"
+    return ""
+
+
+def choose_blas_core():
+    """Sets OPENBLAS_CORETYPE (coretype_for) before the BLAS loads; an
+    OPENBLAS_CORETYPE already set is kept. Returns (core OpenBLAS detects
+    by itself, core type set or "")."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return "", ""
+    # Asked in a child process: OpenBLAS reads the variable when it loads.
+    src = inspect.getsource(blas_core) + "print(blas_core())\n"
+    detected = subprocess.run([sys.executable, "-c", src],
+                              stdout=subprocess.PIPE,
+                              universal_newlines=True).stdout.strip()
+    if not detected:
+        return "", ""
+    want = coretype_for(detected, set(_cpuinfo("flags").split()))
+    if want:
+        os.environ["OPENBLAS_CORETYPE"] = want
+    return detected, want
+
+
+CPU_MODEL = cpu_model()
+BLAS_DETECTED, BLAS_CORETYPE_SET = choose_blas_core()
+
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+BLAS_CORE = blas_core() or "not OpenBLAS"
 
 VOCAB = 30522
 LN_EPS = 1e-12
@@ -422,6 +521,14 @@ class Trainer:
 def self_check():
     """Identities the benchmark relies on; raises AssertionError if one fails."""
     assert mlm_positions(64) == 10 and mlm_positions(128) == 19
+    avx512 = set(_AVX512_FLAGS + _AVX2_FLAGS)
+    assert coretype_for("Prescott", avx512) == "SkylakeX"
+    assert coretype_for("Haswell", avx512) == "SkylakeX"
+    assert coretype_for("SkylakeX", avx512) == ""
+    assert coretype_for("Cooperlake", avx512) == ""
+    assert coretype_for("Prescott", set(_AVX2_FLAGS)) == "Haswell"
+    assert coretype_for("Zen", set(_AVX2_FLAGS)) == ""
+    assert coretype_for("Prescott", {"sse3"}) == ""
     cfg = PRESETS["tiny"]
     torch.manual_seed(0)
 
@@ -526,6 +633,10 @@ def run_one(preset, mode, args):
         "peak_rss_mb": round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "torch_version": torch.__version__,
+        "cpu": CPU_MODEL,
+        "blas_core": BLAS_CORE,
+        "blas_core_detected": BLAS_DETECTED,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
     }, times
 
 
@@ -645,6 +756,7 @@ def main(argv=None):
           % (torch.__version__, args.device, precision_name(args),
              " compiled" if args.compile else " eager", args.threads,
              args.warmup, args.steps), file=out)
+    print("CPU %s; %s" % (CPU_MODEL, blas_note()), file=out)
     hdr = "%-6s %-12s %7s %12s %10s %10s %12s %12s" % (
         "preset", "mode", "threads", "median_ms", "min_ms", "max_ms",
         "samples/s", "peak_rss_mb")
