@@ -163,7 +163,7 @@ func loadSource(c *Config, def *taskDef) (*source, error) {
 		if err := checkSide(&m.Config, def, c.Model); err != nil {
 			return nil, err
 		}
-		return &source{cfg: m.Config, weights: m.Weights, dir: c.Model}, nil
+		return &source{cfg: m.Config, weights: m.Weights, dir: m.Source}, nil
 	}
 	var mc model.Config
 	if c.ModelConfig != nil {

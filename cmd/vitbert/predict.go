@@ -95,7 +95,7 @@ func runPredict(args []string) error {
 	var out *infer.Output
 	var rowsLabels func(row int) []string
 	if modality == "text" {
-		tok, err := loadTokenizer(*tokPath, *modelDir)
+		tok, err := loadTokenizer(*tokPath, m.Source)
 		if err != nil {
 			return err
 		}
