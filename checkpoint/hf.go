@@ -401,3 +401,13 @@ func (m *Model) takeWeights(f *File, path string) error {
 	}
 	return nil
 }
+
+// CheckVocab reports a tokenizer whose vocabulary does not match the model's
+// word-embedding table: ids past the table would fail, and a smaller
+// tokenizer would map text to the wrong embeddings without any error.
+func CheckVocab(c *model.Config, tokenizerVocab int) error {
+	if tokenizerVocab != c.VocabSize {
+		return fmt.Errorf("the tokenizer has %d tokens but the model's vocabulary (word-embedding table) has %d: use the model's own tokenizer.json or vocab.txt (put it in the model directory, or pass --tokenizer)", tokenizerVocab, c.VocabSize)
+	}
+	return nil
+}

@@ -305,8 +305,8 @@ func loadTokenizer(dir string, c *model.Config) (*text.Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tok.VocabSize() != c.VocabSize {
-		return nil, fmt.Errorf("the tokenizer has %d tokens but the model's vocabulary has %d (put the model's tokenizer.json or vocab.txt in its directory)", tok.VocabSize(), c.VocabSize)
+	if err := checkpoint.CheckVocab(c, tok.VocabSize()); err != nil {
+		return nil, err
 	}
 	return tok, nil
 }

@@ -99,6 +99,9 @@ func runPredict(args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := checkpoint.CheckVocab(&m.Config, tok.VocabSize()); err != nil {
+			return err
+		}
 		ids, seg, mask, err := encodeTexts(tok, texts, pairs, *maxLen, m.Config.MaxTextLength)
 		if err != nil {
 			return err
@@ -131,7 +134,7 @@ func runPredict(args []string) error {
 			return head.Labels
 		}
 	} else {
-		px, n, err := loadPixels(*pixels, imagesIn, &m.Config)
+		px, n, err := loadPixels(*pixels, imagesIn, m)
 		if err != nil {
 			return err
 		}
@@ -259,7 +262,8 @@ func mlmPositions(spec string, ids [][]int32, maskID int32) ([][]int32, error) {
 	return out, nil
 }
 
-func loadPixels(path string, files []string, c *model.Config) ([]float32, int, error) {
+func loadPixels(path string, files []string, m *checkpoint.Model) ([]float32, int, error) {
+	c := &m.Config
 	if path != "" {
 		f, err := checkpoint.ReadSafetensors(path)
 		if err != nil {
@@ -278,10 +282,19 @@ func loadPixels(path string, files []string, c *model.Config) ([]float32, int, e
 		}
 		return px, t.Shape[0], nil
 	}
+	proc, err := images.ReadHFProcessor(m.Source)
+	if err != nil {
+		return nil, 0, err
+	}
 	mean, std := []float32{0.5}, []float32{0.5} // Hugging Face ViT's default preprocessing
 	var px []float32
 	for _, f := range files {
-		img, err := images.LoadImageFile(f, c.ImageSize, c.Channels, mean, std)
+		var img []float32
+		if proc != nil { // the model's own preprocessor_config.json
+			img, err = images.LoadImageFileHF(f, proc, c.ImageSize, c.Channels)
+		} else {
+			img, err = images.LoadImageFile(f, c.ImageSize, c.Channels, mean, std)
+		}
 		if err != nil {
 			return nil, 0, err
 		}
