@@ -272,6 +272,9 @@ func LoadDir(dir string) (*Model, error) {
 	if probe.ModelType == ModelTypeVitbert {
 		return loadOwn(cfgPath, raw, dir)
 	}
+	if probe.ModelType == ModelTypeExported {
+		return loadExported(cfgPath, raw, dir)
+	}
 	var h hfConfig
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
