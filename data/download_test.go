@@ -64,7 +64,10 @@ type countingWriter struct {
 	n int
 }
 
-func (c *countingWriter) Write(b []byte) (int, error) { c.n += len(b); return c.ResponseWriter.Write(b) }
+func (c *countingWriter) Write(b []byte) (int, error) {
+	c.n += len(b)
+	return c.ResponseWriter.Write(b)
+}
 
 func noLeftovers(t *testing.T, dir string, keep ...string) {
 	t.Helper()
