@@ -286,15 +286,9 @@ func loadPixels(path string, files []string, m *checkpoint.Model) ([]float32, in
 	if err != nil {
 		return nil, 0, err
 	}
-	mean, std := []float32{0.5}, []float32{0.5} // Hugging Face ViT's default preprocessing
 	var px []float32
 	for _, f := range files {
-		var img []float32
-		if proc != nil { // the model's own preprocessor_config.json
-			img, err = images.LoadImageFileHF(f, proc, c.ImageSize, c.Channels)
-		} else {
-			img, err = images.LoadImageFile(f, c.ImageSize, c.Channels, mean, std)
-		}
+		img, err := images.LoadForModel(f, proc, c.ImageSize, c.Channels)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -212,3 +212,14 @@ func LoadImageFileHF(path string, p *HFProcessor, size, channels int) ([]float32
 	}
 	return out, nil
 }
+
+// LoadForModel reads an image file as a model input: with the model's
+// preprocessor_config.json when it has one (p not nil), else as Hugging
+// Face's ViTImageProcessor defaults do for a square model input (shorter side
+// scaled to size, centre crop, mean and std 0.5).
+func LoadForModel(path string, p *HFProcessor, size, channels int) ([]float32, error) {
+	if p != nil {
+		return LoadImageFileHF(path, p, size, channels)
+	}
+	return LoadImageFile(path, size, channels, ViTMean, ViTStd)
+}
