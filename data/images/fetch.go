@@ -148,7 +148,7 @@ func VerifyMNISTStyle(dir string) error {
 
 func checkSums(dir string, sums map[string]string) error {
 	for f, want := range sums {
-		got, err := fileSHA256(filepath.Join(dir, f))
+		got, err := data.FileSHA256(filepath.Join(dir, f))
 		if err != nil {
 			return err
 		}
@@ -157,19 +157,6 @@ func checkSums(dir string, sums map[string]string) error {
 		}
 	}
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // copyChecked copies src to dst through a progress bar, hashing on the way;

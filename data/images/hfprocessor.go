@@ -181,14 +181,9 @@ func LoadImageFileHF(path string, p *HFProcessor, size, channels int) ([]float32
 	if channels != 1 && channels != 3 {
 		return nil, fmt.Errorf("loading %s: need 1 or 3 channels, got %d", path, channels)
 	}
-	f, err := os.Open(path)
+	img, err := decodeFile(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
 	b := img.Bounds()
 	rgba := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))

