@@ -249,9 +249,16 @@ type Model struct {
 // ModelTypeVitbert is the model_type of vitbert's own model directories.
 const ModelTypeVitbert = "vitbert"
 
-// LoadDir loads a model directory: config.json plus model.safetensors, either
-// a Hugging Face BERT/ViT checkpoint or one saved by SaveDir.
+// LoadDir loads a model directory: config.json plus model.safetensors (or
+// shards listed in model.safetensors.index.json), either a Hugging Face
+// BERT/ViT checkpoint or one saved by SaveDir. dir may also be a Hub id
+// (ORG/NAME[@REVISION]) found in the local Hugging Face cache: see
+// ResolveModelDir. Source of the result is the directory read.
 func LoadDir(dir string) (*Model, error) {
+	dir, err := ResolveModelDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, "config.json")
 	raw, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -263,9 +270,11 @@ func LoadDir(dir string) (*Model, error) {
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return nil, fmt.Errorf("%s: not valid JSON: %w", cfgPath, err)
 	}
-	stPath := filepath.Join(dir, "model.safetensors")
 	if probe.ModelType == ModelTypeVitbert {
-		return loadOwn(cfgPath, raw, stPath)
+		return loadOwn(cfgPath, raw, dir)
+	}
+	if probe.ModelType == ModelTypeExported {
+		return loadExported(cfgPath, raw, dir)
 	}
 	var h hfConfig
 	if err := json.Unmarshal(raw, &h); err != nil {
@@ -275,10 +284,11 @@ func LoadDir(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := safetensors.ReadFile(stPath)
+	f, err := readWeights(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading model weights: %w", err)
 	}
+	stPath := f.Path
 	prefix := h.ModelType + "."
 	if h.ModelType == "vit" {
 		prefix = "vit."
@@ -351,7 +361,7 @@ type ownConfig struct {
 	Model     model.Config `json:"model"`
 }
 
-func loadOwn(cfgPath string, raw []byte, stPath string) (*Model, error) {
+func loadOwn(cfgPath string, raw []byte, dir string) (*Model, error) {
 	var oc ownConfig
 	if err := json.Unmarshal(raw, &oc); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
@@ -359,12 +369,12 @@ func loadOwn(cfgPath string, raw []byte, stPath string) (*Model, error) {
 	if err := oc.Model.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	f, err := safetensors.ReadFile(stPath)
+	f, err := readWeights(dir)
 	if err != nil {
 		return nil, fmt.Errorf("loading model weights: %w", err)
 	}
-	m := &Model{Config: oc.Model, Weights: map[string][]float32{}, Source: filepath.Dir(cfgPath), Arch: ModelTypeVitbert}
-	if err := m.takeWeights(f, stPath); err != nil {
+	m := &Model{Config: oc.Model, Weights: map[string][]float32{}, Source: dir, Arch: ModelTypeVitbert}
+	if err := m.takeWeights(f, f.Path); err != nil {
 		return nil, err
 	}
 	return m, nil

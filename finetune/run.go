@@ -170,7 +170,7 @@ func loadSource(c *Config, def *taskDef) (*source, error) {
 		if c.Vocab != "" {
 			return nil, fmt.Errorf("vocab %s: the model %s brings its own vocabulary; vocab is for scratch runs", c.Vocab, c.Model)
 		}
-		return &source{cfg: m.Config, weights: m.Weights, dir: c.Model, vocab: c.Model}, nil
+		return &source{cfg: m.Config, weights: m.Weights, dir: m.Source, vocab: m.Source}, nil
 	}
 	var mc model.Config
 	if c.ModelConfig != nil {

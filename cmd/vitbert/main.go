@@ -44,6 +44,10 @@ func usage() {
 }
 
 func main() {
+	warnIfSlowBuild()
+	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		os.Args[1] = "version"
+	}
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
 		usage()
 		if len(os.Args) < 2 {

@@ -95,7 +95,7 @@ func runPredict(args []string) error {
 	var out *infer.Output
 	var rowsLabels func(row int) []string
 	if modality == "text" {
-		tok, err := loadTokenizer(*tokPath, *modelDir, m.Config.VocabSize)
+		tok, err := loadTokenizer(*tokPath, m.Source, m.Config.VocabSize)
 		if err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func runPredict(args []string) error {
 			return head.Labels
 		}
 	} else {
-		px, n, err := loadPixels(*pixels, imagesIn, &m.Config)
+		px, n, err := loadPixels(*pixels, imagesIn, m)
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,8 @@ func mlmPositions(spec string, ids [][]int32, maskID int32) ([][]int32, error) {
 	return out, nil
 }
 
-func loadPixels(path string, files []string, c *model.Config) ([]float32, int, error) {
+func loadPixels(path string, files []string, m *checkpoint.Model) ([]float32, int, error) {
+	c := &m.Config
 	if path != "" {
 		f, err := safetensors.ReadFile(path)
 		if err != nil {
@@ -280,10 +281,13 @@ func loadPixels(path string, files []string, c *model.Config) ([]float32, int, e
 		}
 		return px, t.Shape[0], nil
 	}
-	mean, std := []float32{0.5}, []float32{0.5} // Hugging Face ViT's default preprocessing
+	proc, err := images.ReadHFProcessor(m.Source)
+	if err != nil {
+		return nil, 0, err
+	}
 	var px []float32
 	for _, f := range files {
-		img, err := images.LoadImageFile(f, c.ImageSize, c.Channels, mean, std)
+		img, err := images.LoadForModel(f, proc, c.ImageSize, c.Channels)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"math"
 	"os"
@@ -170,5 +173,79 @@ func TestPredictBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: want error containing %q, got %v", tc.args, tc.want, err)
 		}
+	}
+}
+
+// An image predicted with the model's preprocessor_config.json gives the
+// logits of pixels normalised by hand with that file's mean and std.
+func TestPredictUsesPreprocessorConfig(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "model.safetensors"} {
+		b, err := os.ReadFile(fixtures + "vit-tiny/cls/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	rgb := [3]uint8{200, 100, 50}
+	img := image.NewRGBA(image.Rect(0, 0, 40, 20))
+	for y := range 20 {
+		for x := range 40 {
+			img.Set(x, y, color.RGBA{rgb[0], rgb[1], rgb[2], 255})
+		}
+	}
+	pngPath := filepath.Join(t.TempDir(), "solid.png")
+	f, _ := os.Create(pngPath)
+	png.Encode(f, img)
+	f.Close()
+	mean, std := []float64{0.485, 0.456, 0.406}, []float64{0.229, 0.224, 0.225}
+	px := make([]float32, 3*32*32)
+	for k := range 3 {
+		for i := range 32 * 32 {
+			px[k*1024+i] = float32((float64(rgb[k])/255 - mean[k]) / std[k])
+		}
+	}
+	pxPath := filepath.Join(t.TempDir(), "px.safetensors")
+	if err := safetensors.WriteFile(pxPath, []*safetensors.Tensor{safetensors.NewF32("pixel_values", []int{1, 3, 32, 32}, px)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	logits := func(args ...string) []float64 {
+		out, err := capture(t, runPredict, append([]string{"--model", dir, "--json"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct{ Logits any }
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		var l []float64
+		flatten(res.Logits, &l)
+		return l
+	}
+	diff := func(a, b []float64) float64 {
+		d := 0.0
+		for i := range a {
+			d = math.Max(d, math.Abs(a[i]-b[i]))
+		}
+		return d
+	}
+	want := logits("--pixels", pxPath)
+	if d := diff(logits("--image", pngPath), want); d < 1e-3 {
+		t.Fatalf("without preprocessor_config.json the ImageNet-normalised logits already match (%g): the test cannot tell", d)
+	}
+	os.WriteFile(filepath.Join(dir, "preprocessor_config.json"), []byte(`{"do_resize": true, "size": {"height": 32, "width": 32},
+		"resample": 2, "do_rescale": true, "rescale_factor": 0.00392156862745098, "do_normalize": true,
+		"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}`), 0o644)
+	if d := diff(logits("--image", pngPath), want); d > 1e-5 {
+		t.Errorf("with preprocessor_config.json: logits differ from the hand-normalised pixels by %g", d)
+	}
+}
+
+func TestPredictChecksTokenizerVocab(t *testing.T) {
+	vocab := filepath.Join(t.TempDir(), "vocab.txt")
+	os.WriteFile(vocab, []byte("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\nday\n"), 0o644)
+	_, err := capture(t, runPredict, "--model", fixtures+"bert-tiny/mlm", "--tokenizer", vocab, "--text", "a [MASK] day")
+	if err == nil || !strings.Contains(err.Error(), "the tokenizer has 7 tokens but the model's vocabulary (word-embedding table) has 30522") {
+		t.Errorf("bert-tiny with a 7-token vocabulary: want a vocabulary error, got %v", err)
 	}
 }

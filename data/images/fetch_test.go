@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +75,44 @@ func TestFetchedDataIfPresent(t *testing.T) {
 		if err := VerifyMNISTStyle(dir); err != nil {
 			t.Errorf("%s: %v", n, err)
 		}
+	}
+}
+
+// The original-home route downloads the four IDX files from a base URL and
+// checks each against the recorded sums (a local server stands in for it).
+func TestFetchHomeDownloadsAndChecks(t *testing.T) {
+	files := map[string][]byte{}
+	sums := map[string]string{}
+	for i, f := range idxFiles {
+		b := []byte(strings.Repeat(f, 100+i))
+		files["/"+f] = b
+		s := sha256.Sum256(b)
+		sums[f] = hex.EncodeToString(s[:])
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	}))
+	defer srv.Close()
+	dst := t.TempDir()
+	if err := fetchHome(srv.URL+"/", dst, sums, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkSums(dst, sums); err != nil {
+		t.Fatal(err)
+	}
+	sums[idxFiles[2]] = strings.Repeat("0", 64)
+	dst2 := t.TempDir()
+	if err := fetchHome(srv.URL+"/", dst2, sums, nil); err == nil || !strings.Contains(err.Error(), "SHA-256") {
+		t.Fatalf("a file that does not match its sum: %v", err)
+	}
+	// With a home, the route list tries it first, then the registry.
+	routes := fetchRoutes("mnist", dst, sources["mnist"], func() error { return nil }, nil)
+	if len(routes) != 2 || !strings.Contains(routes[0].Name, "original home") || routes[1].Name != "the package registry" {
+		t.Errorf("routes %v", routes)
 	}
 }

@@ -22,11 +22,43 @@ var (
 // the two nearest pixels (clamped at the border), shrinking widens the filter
 // to the scale factor so every source pixel contributes (anti-aliasing).
 func Resize(src []float32, c, h, w, oh, ow int) []float32 {
+	return ResizeFilter(src, c, h, w, oh, ow, Bilinear)
+}
+
+// Resampling filters of PIL (and of Hugging Face image processors'
+// "resample": 2 is bilinear, 3 bicubic).
+var (
+	Bilinear = Filter{Support: 1, Kernel: func(x float64) float64 { return max(0, 1-math.Abs(x)) }}
+	Bicubic  = Filter{Support: 2, Kernel: bicubic}
+)
+
+// Filter is a separable resampling filter: Kernel is zero outside
+// [-Support, Support].
+type Filter struct {
+	Support float64
+	Kernel  func(x float64) float64
+}
+
+// bicubic is PIL's cubic convolution kernel with a = -0.5.
+func bicubic(x float64) float64 {
+	const a = -0.5
+	x = math.Abs(x)
+	switch {
+	case x < 1:
+		return ((a+2)*x-(a+3))*x*x + 1
+	case x < 2:
+		return (((x-5)*x+8)*x - 4) * a
+	}
+	return 0
+}
+
+// ResizeFilter is Resize with the given filter (PIL's ImagingResample).
+func ResizeFilter(src []float32, c, h, w, oh, ow int, f Filter) []float32 {
 	if h == oh && w == ow {
 		return append([]float32(nil), src...)
 	}
-	wy := triangleWeights(h, oh)
-	wx := triangleWeights(w, ow)
+	wy := filterWeights(h, oh, f)
+	wx := filterWeights(w, ow, f)
 	tmp := make([]float32, c*h*ow) // horizontal pass
 	for ch := range c {
 		for y := range h {
@@ -63,12 +95,12 @@ type taps struct {
 	w     []float32
 }
 
-// triangleWeights returns, for each of the n output positions, the source
-// pixels and normalised weights of a triangle filter (as PIL's
-// ImagingResample with the bilinear filter).
-func triangleWeights(in, n int) []taps {
+// filterWeights returns, for each of the n output positions, the source
+// pixels and normalised weights of filter f (as PIL's ImagingResample).
+func filterWeights(in, n int, f Filter) []taps {
 	scale := float64(in) / float64(n)
-	support := max(scale, 1) // filter half-width in source pixels
+	stretch := max(scale, 1)       // shrinking widens the filter
+	support := f.Support * stretch // filter half-width in source pixels
 	out := make([]taps, n)
 	for i := range out {
 		centre := (float64(i) + 0.5) * scale
@@ -77,8 +109,7 @@ func triangleWeights(in, n int) []taps {
 		var ws []float64
 		var sum float64
 		for j := lo; j < hi; j++ {
-			d := math.Abs((float64(j) + 0.5 - centre) / support)
-			wt := max(0, 1-d)
+			wt := f.Kernel((float64(j) + 0.5 - centre) / stretch)
 			ws = append(ws, wt)
 			sum += wt
 		}
@@ -299,14 +330,9 @@ func LoadImageFile(path string, size, channels int, mean, std []float32) ([]floa
 	if size <= 0 || (channels != 1 && channels != 3) {
 		return nil, fmt.Errorf("loading %s: need size > 0 and 1 or 3 channels, got %d and %d", path, size, channels)
 	}
-	f, err := os.Open(path)
+	img, err := decodeFile(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
 	buf := make([]uint8, channels*size*size)
 	toCHW(scaleCrop(img, size), channels, buf)
@@ -318,4 +344,18 @@ func LoadImageFile(path string, size, channels int, mean, std []float32) ([]floa
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// decodeFile reads one PNG, JPEG or GIF file.
+func decodeFile(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	return img, nil
 }

