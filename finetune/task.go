@@ -36,7 +36,7 @@ const (
 // TaskNames lists every task name Run and Evaluate accept.
 func TaskNames() []string {
 	names := []string{TaskEmbeddedImages, TaskMNIST, TaskFashionMNIST, TaskCIFAR10, TaskCIFAR100, TaskImageFolder,
-		TaskEmbeddedText, TaskLabelled}
+		TaskEmbeddedText, TaskLabelled, TaskBrown}
 	for _, t := range texts.GLUETasks() {
 		names = append(names, glueName(t))
 	}
@@ -60,11 +60,19 @@ type taskDef struct {
 	Kind     string // model.HeadClassify or model.HeadRegress
 	Pair     bool   // text pairs (A, B)
 	// Metrics in report order; the first is the one that picks the best
-	// checkpoint.
+	// checkpoint (on the validation split).
 	Metrics []string
-	// EvalSplits are the splits scored during fine-tuning; the first one
-	// decides, the others are reported with a "_<split>" suffix.
-	EvalSplits []string
+	// TestSplits are scored once, at the end, with the selected checkpoint;
+	// the first is the main one, the others are reported with a
+	// "_<split>" suffix. They never select anything.
+	TestSplits []string
+	// ValSplit is the task's own validation split, distinct from the test
+	// splits; "" means the validation split is carved from train (see
+	// ValidationSplit).
+	ValSplit string
+	// Chunked tasks cut each document into pieces of at most ChunkWords
+	// words; the pieces of one document stay in one split.
+	ChunkWords int
 	glue       *texts.Task
 	needsData  bool
 }
@@ -75,7 +83,7 @@ func lookupTask(name string) (*taskDef, error) {
 	acc := []string{eval.MetricAccuracy}
 	img := func(canon string, data bool) *taskDef {
 		return &taskDef{Name: canon, Modality: "image", Kind: model.HeadClassify, Metrics: acc,
-			EvalSplits: []string{"test"}, needsData: data}
+			TestSplits: []string{"test"}, needsData: data}
 	}
 	switch n {
 	case "", TaskEmbeddedImages, "embedded", "embedded-image":
@@ -92,7 +100,9 @@ func lookupTask(name string) (*taskDef, error) {
 		return img(TaskImageFolder, true), nil
 	case TaskEmbeddedText, "embedded-texts", "spam":
 		return &taskDef{Name: TaskEmbeddedText, Modality: "text", Kind: model.HeadClassify,
-			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, EvalSplits: []string{"test"}}, nil
+			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, TestSplits: []string{"test"}}, nil
+	case TaskBrown, "brown":
+		return brownTask(), nil
 	case TaskLabelled, "labeled":
 		// Metrics and eval split depend on the data (binary or not; which
 		// splits exist): see openLabelled.
@@ -103,7 +113,7 @@ func lookupTask(name string) (*taskDef, error) {
 		return nil, fmt.Errorf("unknown task %q (want one of %s)", name, strings.Join(TaskNames(), ", "))
 	}
 	d := &taskDef{Name: glueName(gt), Modality: "text", Kind: model.HeadClassify, Pair: gt.Pair,
-		Metrics: gt.Metrics, EvalSplits: gt.EvalSplits, glue: gt, needsData: true}
+		Metrics: gt.Metrics, TestSplits: gt.EvalSplits, glue: gt, needsData: true}
 	if gt.Regression() {
 		d.Kind = model.HeadRegress
 	}
@@ -120,9 +130,27 @@ type textSplit struct {
 	Scores []float64
 	// Src names each example (file and line) for error messages.
 	Src []string
+	// Doc names the document each example comes from, for tasks whose
+	// examples are pieces of documents (nil otherwise): a carved
+	// validation split takes whole documents.
+	Doc []string
 }
 
 func (s *textSplit) Len() int { return len(s.A) }
+
+// subset returns the examples at idx.
+func (s *textSplit) subset(idx []int) *textSplit {
+	out := &textSplit{}
+	for _, i := range idx {
+		out.A, out.B = append(out.A, s.A[i]), append(out.B, s.B[i])
+		out.Labels, out.Scores = append(out.Labels, s.Labels[i]), append(out.Scores, s.Scores[i])
+		out.Src = append(out.Src, s.Src[i])
+		if s.Doc != nil {
+			out.Doc = append(out.Doc, s.Doc[i])
+		}
+	}
+	return out
+}
 
 // taskData is a task's data: classes and one loader per split.
 type taskData struct {
@@ -133,6 +161,7 @@ type taskData struct {
 	openImages func(split string, size, channels int) (*images.Dataset, error)
 	openTexts  func(split string) (*textSplit, error)
 	splits     []string // the splits that exist, for messages
+	carvedVal  bool     // the validation split is carved from train
 }
 
 func (t *taskData) numOutputs() int {
@@ -157,21 +186,32 @@ func openTask(task Task) (*taskData, error) {
 			return nil, fmt.Errorf("task %s: data: %w", def.Name, err)
 		}
 	}
+	var td *taskData
 	switch {
 	case def.glue != nil:
-		return openGLUE(def, task.Data)
+		td, err = openGLUE(def, task.Data)
 	case def.Name == TaskEmbeddedText:
 		train, test, err := texts.DefaultLabelled()
 		if err != nil {
 			return nil, err
 		}
-		return labelledData(def, train.Classes, map[string]*texts.Labelled{"train": train, "test": test}), nil
+		td = labelledData(def, train.Classes, map[string]*texts.Labelled{"train": train, "test": test})
 	case def.Name == TaskLabelled:
-		return openLabelled(def, task.Data)
+		td, err = openLabelled(def, task.Data)
+	case def.Name == TaskBrown:
+		td, err = openBrown(def, task.Data)
 	case def.Modality == "image":
-		return openImageTask(def, task.Data)
+		td, err = openImageTask(def, task.Data)
+	default:
+		return nil, fmt.Errorf("task %s: no reader", def.Name)
 	}
-	return nil, fmt.Errorf("task %s: no reader", def.Name)
+	if err != nil {
+		return nil, err
+	}
+	if td.def.ValSplit == "" {
+		td.carveValidation()
+	}
+	return td, nil
 }
 
 func openGLUE(def *taskDef, dir string) (*taskData, error) {
@@ -220,8 +260,32 @@ func labelledData(def *taskDef, classes []string, splits map[string]*texts.Label
 	return td
 }
 
-// evalSplitNames are the names a held-out split may go by, in order of preference.
-var evalSplitNames = []string{"dev", "validation", "val", "test"}
+// validationNames are the names a validation split may go by, in order of
+// preference.
+var validationNames = []string{"dev", "validation", "val", "valid"}
+
+// heldOutRoles assigns the held-out splits of a data set: "test", if
+// present, is the test split and the first of validationNames present the
+// validation split; without "test", the first of validationNames present is
+// the test split and the validation split is carved from train (val "").
+// test is nil when no held-out split exists.
+func heldOutRoles(splits []string) (val string, test []string) {
+	var v []string
+	for _, s := range validationNames {
+		if contains(splits, s) {
+			v = append(v, s)
+		}
+	}
+	switch {
+	case contains(splits, "test") && len(v) > 0:
+		return v[0], []string{"test"}
+	case contains(splits, "test"):
+		return "", []string{"test"}
+	case len(v) > 0:
+		return "", v[:1]
+	}
+	return "", nil
+}
 
 // openLabelled reads labelled text: a TSV file (split by HeldOutEvery), a
 // folder of train.tsv plus dev.tsv/validation.tsv/val.tsv/test.tsv, a folder
@@ -239,14 +303,14 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 		if err != nil {
 			return nil, err
 		}
-		splits["train"], splits["dev"] = holdOutText(l)
+		splits["train"], splits["test"] = holdOutText(l)
 	case fileExists(filepath.Join(path, "train.tsv")):
 		tr, err := texts.ReadLabelledTSV(filepath.Join(path, "train.tsv"), texts.LabelledOptions{})
 		if err != nil {
 			return nil, err
 		}
 		splits["train"] = tr
-		for _, s := range evalSplitNames {
+		for _, s := range append([]string{"test"}, validationNames...) {
 			p := filepath.Join(path, s+".tsv")
 			if !fileExists(p) {
 				continue
@@ -257,7 +321,7 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 			}
 		}
 		if len(splits) == 1 {
-			splits["train"], splits["dev"] = holdOutText(tr)
+			splits["train"], splits["test"] = holdOutText(tr)
 		}
 	default:
 		dirs, err := subdirs(path)
@@ -269,14 +333,14 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 				return nil, err
 			}
 			if len(splits) == 1 {
-				splits["train"], splits["dev"] = holdOutText(splits["train"])
+				splits["train"], splits["test"] = holdOutText(splits["train"])
 			}
 		} else {
 			l, err := texts.ReadLabelledDir(path, texts.LabelledOptions{})
 			if err != nil {
 				return nil, err
 			}
-			splits["train"], splits["dev"] = holdOutText(l)
+			splits["train"], splits["test"] = holdOutText(l)
 		}
 	}
 	tr := splits["train"]
@@ -287,14 +351,12 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 		return nil, fmt.Errorf("labelled data %s: %d class(es) %v, need at least 2", path, len(tr.Classes), tr.Classes)
 	}
 	d := *def
-	for _, s := range evalSplitNames {
-		if splits[s] != nil {
-			d.EvalSplits = []string{s}
-			break
-		}
+	var names []string
+	for s := range splits {
+		names = append(names, s)
 	}
-	if d.EvalSplits == nil {
-		return nil, fmt.Errorf("labelled data %s: no evaluation split (want one of %s beside train)", path, strings.Join(evalSplitNames, ", "))
+	if d.ValSplit, d.TestSplits = heldOutRoles(names); d.TestSplits == nil {
+		return nil, fmt.Errorf("labelled data %s: no held-out split (want test or one of %s beside train)", path, strings.Join(validationNames, ", "))
 	}
 	if len(tr.Classes) == 2 {
 		d.Metrics = []string{eval.MetricAccuracy, eval.MetricF1}
@@ -374,21 +436,9 @@ func openImageTask(def *taskDef, path string) (*taskData, error) {
 			return nil, fmt.Errorf("task %s: image folder %s has splits %s but no train", def.Name, path, strings.Join(splits, ", "))
 		}
 		d := *def
-		d.EvalSplits = nil
-		for _, s := range append(append([]string(nil), evalSplitNames...), "valid") {
-			if contains(splits, s) {
-				d.EvalSplits = []string{s}
-				break
-			}
+		if d.ValSplit, d.TestSplits = heldOutRoles(splits); d.TestSplits == nil {
+			return nil, fmt.Errorf("task %s: image folder %s has no held-out split (want test or one of %s beside train)", def.Name, path, strings.Join(validationNames, ", "))
 		}
-		if d.EvalSplits == nil {
-			return nil, fmt.Errorf("task %s: image folder %s has no evaluation split (want test, val or dev beside train)", def.Name, path)
-		}
-		td.def = &d
-	}
-	if held {
-		d := *def
-		d.EvalSplits = []string{"test"}
 		td.def = &d
 	}
 	td.openImages = func(split string, size, channels int) (*images.Dataset, error) {

@@ -46,7 +46,7 @@ func TestFinetuneThenEvalReportsTheSameScores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout, "embedded-images: best accuracy") || !strings.Contains(stdout, filepath.Join(out, "best")) {
+	if !strings.Contains(stdout, "embedded-images: selected on the validation split") || !strings.Contains(stdout, filepath.Join(out, "best")) {
 		t.Errorf("finetune printed %q", stdout)
 	}
 	b, err := os.ReadFile(filepath.Join(out, finetune.ResultFile))
