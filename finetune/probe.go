@@ -26,10 +26,12 @@ type ProbeConfig struct {
 	Tol     float64 `json:"tol"`
 }
 
-// DefaultProbe tries λ from 1 down to 1e-5, up to 1,000 iterations each,
-// to a gradient below 1e-5.
+// DefaultProbe tries λ from 1 down to 1e-4, up to 1,000 L-BFGS iterations
+// each, to a largest gradient entry below 1e-4 (scikit-learn's lbfgs
+// default tolerance). A fit that stops at MaxIter is reported as not
+// converged.
 func DefaultProbe() *ProbeConfig {
-	return &ProbeConfig{L2: []float64{1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5}, MaxIter: 1000, Tol: 1e-5}
+	return &ProbeConfig{L2: []float64{1, 1e-1, 1e-2, 1e-3, 1e-4}, MaxIter: 1000, Tol: 1e-4}
 }
 
 func (p *ProbeConfig) check() error {
@@ -110,9 +112,6 @@ func runProbe(ctx context.Context, backend compute.Backend, p *prepared, opt *Op
 	nVal, err := prepareEval(ev, p.td, []string{def.ValSplit}, p.tok, p.L, c.EvalBatch, c.AdaptImages, opt)
 	if err != nil {
 		return nil, err
-	}
-	if opt.onScore != nil {
-		opt.onScore("validation", def.ValSplit)
 	}
 	x, y, err := ev.features()
 	if err != nil {

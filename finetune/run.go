@@ -130,9 +130,9 @@ type Options struct {
 	Progress          io.Writer // progress bar and messages (nil: standard error)
 	Quiet             bool      // no progress bar
 
-	// onScore, if set, is called before a split is scored: by tests, to
-	// check which split is read when.
-	onScore func(role, split string)
+	// wrapTask, if set, sees the task's data before anything is read: tests
+	// instrument which split is read when.
+	wrapTask func(td *taskData)
 }
 
 func (o *Options) logf(format string, args ...any) {
@@ -395,6 +395,9 @@ func prepare(c Config, opt *Options) (*prepared, error) {
 	td, err := openTask(c.Task)
 	if err != nil {
 		return nil, err
+	}
+	if opt.wrapTask != nil {
+		opt.wrapTask(td)
 	}
 	def := td.def
 	// Record absolute paths, so that OUT/best/finetune.json and result.json
@@ -721,9 +724,6 @@ func (r *run) onStep(res *train.StepResult) error {
 	if !(c.EvalEvery > 0 && step%c.EvalEvery == 0 || step == c.Steps) {
 		return nil
 	}
-	if r.opt.onScore != nil {
-		r.opt.onScore("validation", r.p.def.ValSplit)
-	}
 	m, err := r.ev.run()
 	if err != nil {
 		return fmt.Errorf("step %d: %w", step, err)
@@ -824,11 +824,6 @@ func (p *prepared) result(step int, val Metrics, nVal int) *Result {
 // scoreTest reads the test split(s), scores OUT/best on them, and writes
 // the scores into res, best/finetune.json and result.json.
 func (p *prepared) scoreTest(backend compute.Backend, res *Result, opt *Options) error {
-	if opt.onScore != nil {
-		for _, s := range p.def.TestSplits {
-			opt.onScore("test", s)
-		}
-	}
 	m, err := evaluateDir(backend, res.BestDir, p.td, p.def.TestSplits, p.tok, p.L, p.c.EvalBatch, p.c.AdaptImages, opt)
 	if err != nil {
 		return fmt.Errorf("scoring the selected model on the test split: %w", err)
