@@ -374,7 +374,8 @@ func TestLinearProbeFitsToConvergence(t *testing.T) {
 	dir, w0 := pretrainedDir(t)
 	c := tinyConfig(Task{Name: TaskEmbeddedImages}, 0, 16)
 	c.Model, c.ModelConfig = dir, nil
-	c.Probe = &ProbeConfig{L2: []float64{10, 1e-1, 1e-2}, MaxIter: 300, Tol: 1e-4}
+	// The best penalty is neither the first nor the last tried.
+	c.Probe = &ProbeConfig{L2: []float64{1e-1, 1e-2, 10}, MaxIter: 300, Tol: 1e-4}
 	res, out := runQuiet(t, c)
 	if res.Probe == nil || len(res.Probe.Fits) != 3 {
 		t.Fatalf("probe result %+v", res.Probe)
@@ -401,6 +402,16 @@ func TestLinearProbeFitsToConvergence(t *testing.T) {
 	}
 	if math.Abs(got["accuracy"]-res.Metrics["accuracy"]) > 0 {
 		t.Errorf("Evaluate(best) = %v, the probe reported %v", got, res.Metrics)
+	}
+	// The saved head (standardisation folded in, float32) predicts the
+	// validation split as the fit did (float64 on standardised features),
+	// up to one example decided by rounding.
+	val, err := Evaluate(backend(t), res.BestDir, Task{}, EvalOptions{Split: ValidationSplit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := math.Abs(val["accuracy"] - res.ValidationMetrics["accuracy"]); d > 1.0/float64(res.ValidationExamples)+1e-12 {
+		t.Errorf("the saved probe scores %v on validation, the fit %v", val, res.ValidationMetrics)
 	}
 	m, err := checkpoint.LoadDir(res.BestDir)
 	if err != nil {
