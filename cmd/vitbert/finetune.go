@@ -88,6 +88,9 @@ func runFinetune(args []string) error {
 	base := *configFile
 	if *resume && base == "" {
 		base = filepath.Join(*out, finetune.ConfigFile)
+		if _, err := os.Stat(base); err != nil {
+			return fmt.Errorf("nothing to resume in %s: %w", *out, err)
+		}
 	}
 	if base != "" {
 		var err error
