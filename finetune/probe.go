@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/gomlx/compute"
-	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/eval"
 	"github.com/vitbert/vitbert/model"
@@ -84,15 +83,9 @@ func runProbe(ctx context.Context, backend compute.Backend, p *prepared, opt *Op
 	if def.Kind != model.HeadClassify {
 		return nil, fmt.Errorf("a linear probe needs a classification task; %s is a regression", def.Name)
 	}
-	store := mlmodel.NewStore()
-	if err := store.SetRNGStateFromSeed(c.Seed); err != nil {
+	store, err := p.newStore(backend)
+	if err != nil {
 		return nil, err
-	}
-	if err := checkpoint.Fill(store, &p.mc, p.src.weights); err != nil {
-		return nil, err
-	}
-	if err := store.InitializeVariables(backend, nil); err != nil {
-		return nil, fmt.Errorf("initialising the model: %w", err)
 	}
 	ev, err := newEvaluator(backend, store, &p.mc, def)
 	if err != nil {

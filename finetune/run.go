@@ -577,16 +577,9 @@ func runFinetune(ctx context.Context, backend compute.Backend, p *prepared, opt 
 		}
 	}
 
-	// The model: pre-trained weights, a fresh head.
-	store := mlmodel.NewStore()
-	if err := store.SetRNGStateFromSeed(c.Seed); err != nil {
+	store, err := p.newStore(backend)
+	if err != nil {
 		return nil, err
-	}
-	if err := checkpoint.Fill(store, &p.mc, p.src.weights); err != nil {
-		return nil, err
-	}
-	if err := store.InitializeVariables(backend, nil); err != nil {
-		return nil, fmt.Errorf("initialising the model: %w", err)
 	}
 	trainer, err := train.NewTrainer(backend, store, lossFn(&p.mc, def), train.Config{Optimizer: c.Optimizer, Seed: c.Seed})
 	if err != nil {
@@ -647,6 +640,22 @@ func runFinetune(ctx context.Context, backend compute.Backend, p *prepared, opt 
 		return nil, fmt.Errorf("no evaluation was run")
 	}
 	return r.finish(backend, stepsRun, stopped)
+}
+
+// newStore holds the model: the source's weights, a fresh head (and, for a
+// scratch run, fresh weights) drawn from the seed.
+func (p *prepared) newStore(backend compute.Backend) (*mlmodel.Store, error) {
+	store := mlmodel.NewStore()
+	if err := store.SetRNGStateFromSeed(p.c.Seed); err != nil {
+		return nil, err
+	}
+	if err := checkpoint.Fill(store, &p.mc, p.src.weights); err != nil {
+		return nil, err
+	}
+	if err := store.InitializeVariables(backend, nil); err != nil {
+		return nil, fmt.Errorf("initialising the model: %w", err)
+	}
+	return store, nil
 }
 
 // errEarlyStop ends the training loop when the validation score stopped improving.
