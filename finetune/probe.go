@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/gomlx/compute"
 	"github.com/vitbert/vitbert/checkpoint"
@@ -221,9 +223,46 @@ type softmaxModel struct {
 }
 
 // loss returns the objective at theta and writes its gradient into grad.
+// The examples are shared out over the CPUs; each part's sums are added in
+// a fixed order, so the result does not depend on scheduling.
 func (m *softmaxModel) loss(theta, grad []float64, x [][]float64, y []int) float64 {
 	k, d := m.k, m.d
+	parts := max(1, min(runtime.GOMAXPROCS(0), len(x)/256))
+	totals := make([]float64, parts)
+	grads := make([][]float64, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(x)/parts, (p+1)*len(x)/parts
+		grads[p] = make([]float64, len(grad))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			totals[p] = m.partLoss(theta, grads[p], x[lo:hi], y[lo:hi])
+		}()
+	}
+	wg.Wait()
 	clear(grad)
+	total := 0.0
+	for p := range parts {
+		total += totals[p]
+		axpy(1, grads[p], grad)
+	}
+	n := float64(len(x))
+	total /= n
+	for i := range grad {
+		grad[i] /= n
+	}
+	for i := range k * d {
+		total += m.l2 / 2 * theta[i] * theta[i]
+		grad[i] += m.l2 * theta[i]
+	}
+	return total
+}
+
+// partLoss adds the summed cross-entropy gradient of examples x into grad
+// and returns their summed cross-entropy.
+func (m *softmaxModel) partLoss(theta, grad []float64, x [][]float64, y []int) float64 {
+	k, d := m.k, m.d
 	z := make([]float64, k)
 	total := 0.0
 	for i, r := range x {
@@ -242,7 +281,7 @@ func (m *softmaxModel) loss(theta, grad []float64, x [][]float64, y []int) float
 			z[c] = math.Exp(z[c] - mx)
 			sum += z[c]
 		}
-		total += math.Log(sum) + mx - (math.Log(z[y[i]]) + mx)
+		total += math.Log(sum) - math.Log(z[y[i]])
 		for c := range k {
 			g := z[c] / sum
 			if c == y[i] {
@@ -257,15 +296,6 @@ func (m *softmaxModel) loss(theta, grad []float64, x [][]float64, y []int) float
 			}
 			grad[k*d+c] += g
 		}
-	}
-	n := float64(len(x))
-	total /= n
-	for i := range grad {
-		grad[i] /= n
-	}
-	for i := range k * d {
-		total += m.l2 / 2 * theta[i] * theta[i]
-		grad[i] += m.l2 * theta[i]
 	}
 	return total
 }

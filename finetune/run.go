@@ -825,8 +825,12 @@ func (r *run) finish(backend compute.Backend, stepsRun int, stopped bool) (*Resu
 // result is the Result of a run before its test scores.
 func (p *prepared) result(step int, val Metrics, nVal int) *Result {
 	carved := p.td.carvedVal
+	steps := p.c.Steps
+	if p.c.Probe != nil {
+		steps = 0 // a probe takes no training steps
+	}
 	return &Result{Task: p.def.Name, Data: p.c.Data, Split: p.def.TestSplits[0], Metric: p.def.mainMetric(),
-		SelectedOn: p.def.ValSplit, ValidationCarved: carved, ValidationMetrics: val, Step: step, Steps: p.c.Steps,
+		SelectedOn: p.def.ValSplit, ValidationCarved: carved, ValidationMetrics: val, Step: step, Steps: steps,
 		TrainExamples: p.nTrain, ValidationExamples: nVal, BestDir: filepath.Join(p.out, BestDir), From: p.from()}
 }
 
