@@ -22,10 +22,10 @@ const TaskBrown = "brown-genres"
 // word-piece tokens, the default text length.
 const BrownChunkWords = 96
 
-func brownTask() *taskDef {
-	return &taskDef{Name: TaskBrown, Modality: "text", Kind: model.HeadClassify,
+func init() {
+	registerTask(&taskEntry{def: taskDef{Name: TaskBrown, Modality: "text", Kind: model.HeadClassify,
 		Metrics: []string{eval.MetricMacroF1, eval.MetricAccuracy}, TestSplits: []string{"test"},
-		ChunkWords: BrownChunkWords, needsData: true}
+		ChunkWords: BrownChunkWords, needsData: true}, aliases: []string{"brown"}, open: openBrown})
 }
 
 // openBrown reads DATA/brown-genres (a folder of split folders of genre

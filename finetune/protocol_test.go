@@ -14,6 +14,7 @@ import (
 
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
+	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/train"
 )
 
@@ -482,4 +483,41 @@ func TestBrownGenresSplitByDocument(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	checkResultFiles(t, res, out)
+}
+
+// TestRegisteredTaskIsFoundEverywhere registers a task the way a task file
+// does and finds it by name and alias, in TaskNames and through openTask
+// (with a carved validation split); a name taken twice panics.
+func TestRegisteredTaskIsFoundEverywhere(t *testing.T) {
+	const name = "test-registry-task"
+	if _, taken := taskIndex[name]; !taken {
+		registerTask(&taskEntry{def: taskDef{Name: name, Modality: "text", Kind: "classify",
+			Metrics: []string{"accuracy"}, TestSplits: []string{"test"}}, aliases: []string{"trt"},
+			open: func(def *taskDef, _ string) (*taskData, error) {
+				l := &texts.Labelled{Classes: []string{"a", "b"}}
+				for i := range 20 {
+					l.Texts, l.Labels, l.Sources = append(l.Texts, sentence(i)), append(l.Labels, i%2), append(l.Sources, fmt.Sprint(i))
+				}
+				return labelledData(def, l.Classes, map[string]*texts.Labelled{"train": l, "test": l}), nil
+			}})
+	}
+	if !slices.Contains(TaskNames(), name) {
+		t.Errorf("TaskNames() lacks %q", name)
+	}
+	td, err := openTask(Task{Name: "TRT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td.def.Name != name || td.def.ValSplit != ValidationSplit {
+		t.Errorf("task %+v", td.def)
+	}
+	if s, err := td.loadTexts(ValidationSplit); err != nil || s.Len() != 2 {
+		t.Errorf("validation split: %v examples, %v; want 2 (every tenth of 20)", s, err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Errorf("registering %q twice did not panic", name)
+		}
+	}()
+	registerTask(&taskEntry{def: taskDef{Name: "another"}, aliases: []string{name}})
 }

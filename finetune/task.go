@@ -33,16 +33,6 @@ const (
 	TaskLabelled       = "labelled"      // single-text classification from a TSV or class folders
 )
 
-// TaskNames lists every task name Run and Evaluate accept.
-func TaskNames() []string {
-	names := []string{TaskEmbeddedImages, TaskMNIST, TaskFashionMNIST, TaskCIFAR10, TaskCIFAR100, TaskImageFolder,
-		TaskEmbeddedText, TaskLabelled, TaskBrown}
-	for _, t := range texts.GLUETasks() {
-		names = append(names, glueName(t))
-	}
-	return names
-}
-
 func glueName(t *texts.Task) string {
 	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(t.Name))
 }
@@ -77,47 +67,52 @@ type taskDef struct {
 	needsData  bool
 }
 
-// lookupTask resolves a task name.
-func lookupTask(name string) (*taskDef, error) {
-	n := strings.ToLower(strings.TrimSpace(name))
+// The built-in tasks: images, the embedded and labelled text sets, GLUE.
+func init() {
 	acc := []string{eval.MetricAccuracy}
-	img := func(canon string, data bool) *taskDef {
-		return &taskDef{Name: canon, Modality: "image", Kind: model.HeadClassify, Metrics: acc,
-			TestSplits: []string{"test"}, needsData: data}
+	img := func(name string, data bool, aliases ...string) *taskEntry {
+		return &taskEntry{def: taskDef{Name: name, Modality: "image", Kind: model.HeadClassify, Metrics: acc,
+			TestSplits: []string{"test"}, needsData: data}, aliases: aliases, open: openImageTask}
 	}
-	switch n {
-	case "", TaskEmbeddedImages, "embedded", "embedded-image":
-		return img(TaskEmbeddedImages, false), nil
-	case TaskMNIST:
-		return img(TaskMNIST, true), nil
-	case TaskFashionMNIST, "fashionmnist", "fashion_mnist":
-		return img(TaskFashionMNIST, true), nil
-	case TaskCIFAR10, "cifar-10":
-		return img(TaskCIFAR10, true), nil
-	case TaskCIFAR100, "cifar-100":
-		return img(TaskCIFAR100, true), nil
-	case TaskImageFolder, "image-folder":
-		return img(TaskImageFolder, true), nil
-	case TaskEmbeddedText, "embedded-texts", "spam":
-		return &taskDef{Name: TaskEmbeddedText, Modality: "text", Kind: model.HeadClassify,
-			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, TestSplits: []string{"test"}}, nil
-	case TaskBrown, "brown":
-		return brownTask(), nil
-	case TaskLabelled, "labeled":
-		// Metrics and eval split depend on the data (binary or not; which
+	for _, e := range []*taskEntry{
+		img(TaskEmbeddedImages, false, "", "embedded", "embedded-image"),
+		img(TaskMNIST, true),
+		img(TaskFashionMNIST, true, "fashionmnist", "fashion_mnist"),
+		img(TaskCIFAR10, true, "cifar-10"),
+		img(TaskCIFAR100, true, "cifar-100"),
+		img(TaskImageFolder, true, "image-folder"),
+		{def: taskDef{Name: TaskEmbeddedText, Modality: "text", Kind: model.HeadClassify,
+			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, TestSplits: []string{"test"}},
+			aliases: []string{"embedded-texts", "spam"}, open: openEmbeddedText},
+		// Metrics and splits depend on the data (binary or not; which
 		// splits exist): see openLabelled.
-		return &taskDef{Name: TaskLabelled, Modality: "text", Kind: model.HeadClassify, Metrics: acc, needsData: true}, nil
+		{def: taskDef{Name: TaskLabelled, Modality: "text", Kind: model.HeadClassify, Metrics: acc, needsData: true},
+			aliases: []string{"labeled"}, open: openLabelled},
+	} {
+		registerTask(e)
 	}
-	gt, err := texts.LookupTask(n)
+	for _, gt := range texts.GLUETasks() {
+		d := taskDef{Name: glueName(gt), Modality: "text", Kind: model.HeadClassify, Pair: gt.Pair,
+			Metrics: gt.Metrics, TestSplits: gt.EvalSplits, glue: gt, needsData: true}
+		if gt.Regression() {
+			d.Kind = model.HeadRegress
+		}
+		var aliases []string
+		for _, a := range []string{strings.ToLower(gt.Name), strings.ReplaceAll(strings.ToLower(gt.Name), "-", "_")} {
+			if a != d.Name && !contains(aliases, a) {
+				aliases = append(aliases, a)
+			}
+		}
+		registerTask(&taskEntry{def: d, aliases: aliases, open: openGLUE})
+	}
+}
+
+func openEmbeddedText(def *taskDef, _ string) (*taskData, error) {
+	train, test, err := texts.DefaultLabelled()
 	if err != nil {
-		return nil, fmt.Errorf("unknown task %q (want one of %s)", name, strings.Join(TaskNames(), ", "))
+		return nil, err
 	}
-	d := &taskDef{Name: glueName(gt), Modality: "text", Kind: model.HeadClassify, Pair: gt.Pair,
-		Metrics: gt.Metrics, TestSplits: gt.EvalSplits, glue: gt, needsData: true}
-	if gt.Regression() {
-		d.Kind = model.HeadRegress
-	}
-	return d, nil
+	return labelledData(def, train.Classes, map[string]*texts.Labelled{"train": train, "test": test}), nil
 }
 
 // mainMetric is the metric that picks the best checkpoint.
@@ -174,10 +169,12 @@ func (t *taskData) numOutputs() int {
 // openTask prepares the data of a task; no split is read yet except where
 // the classes can only be known by reading (labelled text).
 func openTask(task Task) (*taskData, error) {
-	def, err := lookupTask(task.Name)
+	e, err := findTask(task.Name)
 	if err != nil {
 		return nil, err
 	}
+	def := &taskDef{}
+	*def = e.def
 	if def.needsData && task.Data == "" {
 		return nil, fmt.Errorf("task %s needs --data (a path to its data)", def.Name)
 	}
@@ -186,25 +183,7 @@ func openTask(task Task) (*taskData, error) {
 			return nil, fmt.Errorf("task %s: data: %w", def.Name, err)
 		}
 	}
-	var td *taskData
-	switch {
-	case def.glue != nil:
-		td, err = openGLUE(def, task.Data)
-	case def.Name == TaskEmbeddedText:
-		train, test, err := texts.DefaultLabelled()
-		if err != nil {
-			return nil, err
-		}
-		td = labelledData(def, train.Classes, map[string]*texts.Labelled{"train": train, "test": test})
-	case def.Name == TaskLabelled:
-		td, err = openLabelled(def, task.Data)
-	case def.Name == TaskBrown:
-		td, err = openBrown(def, task.Data)
-	case def.Modality == "image":
-		td, err = openImageTask(def, task.Data)
-	default:
-		return nil, fmt.Errorf("task %s: no reader", def.Name)
-	}
+	td, err := e.open(def, task.Data)
 	if err != nil {
 		return nil, err
 	}
