@@ -471,7 +471,7 @@ func TestBadInput(t *testing.T) {
 		}, "exceeds the model's position table (64)"},
 		{"no model", func(c *Config) { c.Model = "" }, "no model"},
 		{"missing model dir", func(c *Config) { c.Model = "/nonexistent/model" }, "/nonexistent/model"},
-		{"zero steps", func(c *Config) { c.Steps = 0 }, "steps must be positive"},
+		{"zero steps", func(c *Config) { c.Steps = 0 }, "steps (--steps) must be positive"},
 		{"unknown preset", func(c *Config) { c.ModelConfig, c.Preset = nil, "huge" }, "unknown preset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

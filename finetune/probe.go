@@ -37,11 +37,11 @@ func DefaultProbe() *ProbeConfig {
 
 func (p *ProbeConfig) check() error {
 	if len(p.L2) == 0 {
-		return fmt.Errorf("probe: no L2 penalty to try")
+		return fmt.Errorf("probe: no L2 penalty (--l2) to try")
 	}
 	for _, l := range p.L2 {
 		if !(l >= 0) || math.IsInf(l, 0) {
-			return fmt.Errorf("probe: L2 penalty %g is not a finite value ≥ 0", l)
+			return fmt.Errorf("probe: L2 penalty (--l2) %g is not a finite value ≥ 0", l)
 		}
 	}
 	if p.MaxIter <= 0 || !(p.Tol > 0) {

@@ -191,31 +191,31 @@ var runFiles = []string{BestDir, EvalFile, ResultFile, MetricsFile, ConfigFile, 
 // depend on the data.
 func (c *Config) finish() error {
 	if c.Steps <= 0 && c.Epochs <= 0 && c.Probe == nil {
-		return fmt.Errorf("steps must be positive, got %d (or give epochs)", c.Steps)
+		return fmt.Errorf("steps (--steps) must be positive, got %d (or give epochs, --epochs)", c.Steps)
 	}
 	if c.Epochs < 0 || math.IsNaN(c.Epochs) || math.IsInf(c.Epochs, 0) {
-		return fmt.Errorf("epochs must be positive, got %g", c.Epochs)
+		return fmt.Errorf("epochs (--epochs) must be positive, got %g", c.Epochs)
 	}
 	if c.TrainExamples < 0 || c.PerClass < 0 {
-		return fmt.Errorf("train_examples and per_class must be ≥ 0, got %d and %d", c.TrainExamples, c.PerClass)
+		return fmt.Errorf("train_examples (--train-examples) and per_class (--per-class) must be ≥ 0, got %d and %d", c.TrainExamples, c.PerClass)
 	}
 	if c.TrainExamples > 0 && c.PerClass > 0 {
-		return fmt.Errorf("give train_examples (%d) or per_class (%d), not both", c.TrainExamples, c.PerClass)
+		return fmt.Errorf("give train_examples (--train-examples %d) or per_class (--per-class %d), not both", c.TrainExamples, c.PerClass)
 	}
 	if c.Batch <= 0 {
-		return fmt.Errorf("batch must be positive, got %d", c.Batch)
+		return fmt.Errorf("batch (--batch) must be positive, got %d", c.Batch)
 	}
 	if c.EvalBatch <= 0 {
-		return fmt.Errorf("eval_batch must be positive, got %d", c.EvalBatch)
+		return fmt.Errorf("eval_batch (--eval-batch) must be positive, got %d", c.EvalBatch)
 	}
 	if c.EvalEvery < 0 || c.Patience < 0 || c.MaxLength < 0 || c.CheckpointEvery < 0 {
-		return fmt.Errorf("eval_every, checkpoint_every, patience and max_length must be ≥ 0")
+		return fmt.Errorf("eval_every (--eval-every), checkpoint_every (--checkpoint-every), patience (--patience) and max_length (--max-length) must be ≥ 0, got %d, %d, %d, %d", c.EvalEvery, c.CheckpointEvery, c.Patience, c.MaxLength)
 	}
 	if c.Dropout >= 1 {
-		return fmt.Errorf("dropout must be below 1, got %g", c.Dropout)
+		return fmt.Errorf("dropout (--dropout) must be below 1, got %g", c.Dropout)
 	}
 	if c.WarmupFrac < 0 || c.WarmupFrac >= 1 {
-		return fmt.Errorf("warmup_frac must be in [0, 1), got %g", c.WarmupFrac)
+		return fmt.Errorf("warmup_frac (--warmup-frac) must be in [0, 1), got %g", c.WarmupFrac)
 	}
 	if c.Probe != nil {
 		return c.Probe.check()
