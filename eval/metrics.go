@@ -16,6 +16,7 @@ const (
 	MetricMCC      = "mcc"
 	MetricPearson  = "pearson"
 	MetricSpearman = "spearman"
+	MetricMacroF1  = "macro_f1"
 )
 
 // ErrEmpty is returned when a metric is asked of zero examples.
@@ -76,6 +77,36 @@ func F1(pred, gold []int) (float64, error) {
 		return 2 * tp / d, nil
 	}
 	return 0, nil
+}
+
+// MacroF1 is the unweighted mean over classes of the one-vs-rest F1
+// 2·TP / (2·TP + FP + FN), the classes being those that occur among the
+// gold labels or the predictions (scikit-learn's f1_score(average="macro")).
+func MacroF1(pred, gold []int) (float64, error) {
+	if err := checkLen(len(pred), len(gold)); err != nil {
+		return 0, err
+	}
+	type counts struct{ tp, fp, fn float64 }
+	per := map[int]*counts{}
+	get := func(c int) *counts {
+		if per[c] == nil {
+			per[c] = &counts{}
+		}
+		return per[c]
+	}
+	for i := range pred {
+		if pred[i] == gold[i] {
+			get(pred[i]).tp++
+		} else {
+			get(pred[i]).fp++
+			get(gold[i]).fn++
+		}
+	}
+	sum := 0.0
+	for _, c := range per {
+		sum += 2 * c.tp / (2*c.tp + c.fp + c.fn)
+	}
+	return sum / float64(len(per)), nil
 }
 
 // MCC is the Matthews correlation coefficient of a binary task (positive
@@ -165,6 +196,8 @@ func Classification(name string, pred, gold []int) (float64, error) {
 		return F1(pred, gold)
 	case MetricMCC:
 		return MCC(pred, gold)
+	case MetricMacroF1:
+		return MacroF1(pred, gold)
 	}
 	return 0, fmt.Errorf("eval: %q is not a classification metric", name)
 }

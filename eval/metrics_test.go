@@ -119,3 +119,24 @@ func TestMetricsRejectBadInput(t *testing.T) {
 		t.Errorf("constant x: r = %v, err = %v; want NaN", r, err)
 	}
 }
+
+func TestMacroF1MatchesHandValues(t *testing.T) {
+	for _, tc := range []struct {
+		pred, gold []int
+		want       float64
+	}{
+		// Per class: 0 → 2·1/(2+1+1) = 0.5; 1 → 2·2/(4+1) = 0.8; 2 → 2·1/(2+0+1) = 2/3.
+		{[]int{0, 1, 1, 1, 2, 0}, []int{0, 0, 1, 1, 2, 2}, (0.5 + 0.8 + 2.0/3) / 3},
+		// A class only predicted counts, with F1 0 (scikit-learn's label set).
+		{[]int{0, 1}, []int{0, 0}, (2.0 / 3) / 2},
+		{[]int{3, 3}, []int{3, 3}, 1},
+	} {
+		got, err := Classification(MetricMacroF1, tc.pred, tc.gold)
+		if err != nil || math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("MacroF1(%v, %v) = %v, %v; want %v", tc.pred, tc.gold, got, err, tc.want)
+		}
+	}
+	if _, err := MacroF1(nil, nil); err == nil {
+		t.Errorf("MacroF1 of no examples: no error")
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/gomlx/compute"
@@ -90,6 +92,7 @@ type evaluator struct {
 	store   *mlmodel.Store
 	exec    *mlmodel.Exec // of the evaluation in progress
 	sets    []evalSet
+	cls     bool // compile the [CLS] embedding, not the head
 }
 
 // newEvaluator prepares the evaluation of the task head on store's weights
@@ -108,11 +111,11 @@ func (e *evaluator) compile() error {
 	var err error
 	if e.def.Modality == "text" {
 		e.exec, err = mlmodel.NewExec(e.backend, e.store, func(scope *mlmodel.Scope, ids, seg, mask *graph.Node) *graph.Node {
-			return cfg.HeadLogits(scope, h, model.CLS(cfg.EncodeText(scope, ids, seg, mask)))
+			return e.output(scope, h, model.CLS(cfg.EncodeText(scope, ids, seg, mask)))
 		})
 	} else {
 		e.exec, err = mlmodel.NewExec(e.backend, e.store, func(scope *mlmodel.Scope, px *graph.Node) *graph.Node {
-			return cfg.HeadLogits(scope, h, model.CLS(cfg.EncodeImage(scope, px)))
+			return e.output(scope, h, model.CLS(cfg.EncodeImage(scope, px)))
 		})
 	}
 	if err != nil {
@@ -120,6 +123,14 @@ func (e *evaluator) compile() error {
 	}
 	e.exec = e.exec.WithName("Evaluate")
 	return nil
+}
+
+// output is the head's logits on the [CLS] embedding, or the embedding itself.
+func (e *evaluator) output(scope *mlmodel.Scope, h *model.HeadConfig, cls *graph.Node) *graph.Node {
+	if e.cls {
+		return cls
+	}
+	return e.cfg.HeadLogits(scope, h, cls)
 }
 
 // addText prepares a text split for evaluation.
@@ -189,42 +200,77 @@ func (o *outputs) add(row []float32, regression bool, label int, score float64) 
 func (e *evaluator) predict(s *evalSet) (*outputs, error) {
 	regression := e.def.Kind == model.HeadRegress
 	o := &outputs{}
+	err := e.rows(s, func(row []float32, label int, score float64) {
+		o.add(row, regression, label, score)
+	})
+	return o, err
+}
+
+// rows runs the compiled graph over a split in order and passes each
+// example's output row, with its gold label and score, to fn.
+func (e *evaluator) rows(s *evalSet, fn func(row []float32, label int, score float64)) error {
 	if s.text != nil {
 		for step := range s.text.StepsPerEpoch() {
 			tb, err := s.text.Batch(0, step)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			vals, k, err := e.logits(textInputs(tb)...)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			for r := range tb.B {
 				if tb.Index[r] < 0 {
 					continue
 				}
-				o.add(vals[r*k:(r+1)*k], regression, int(tb.Labels[r]), float64(tb.Scores[r]))
+				fn(vals[r*k:(r+1)*k], int(tb.Labels[r]), float64(tb.Scores[r]))
 			}
 		}
-		return o, nil
+		return nil
 	}
 	for step := range s.images.StepsPerEpoch() {
 		ib, err := s.images.Batch(0, step)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		vals, k, err := e.logits(pixelInputs(ib))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for r := range ib.B {
 			if ib.Weights[r] == 0 {
 				continue
 			}
-			o.add(vals[r*k:(r+1)*k], false, int(ib.Labels[r]), 0)
+			fn(vals[r*k:(r+1)*k], int(ib.Labels[r]), 0)
 		}
 	}
-	return o, nil
+	return nil
+}
+
+// features returns the [CLS] embeddings of every example of the prepared
+// splits (rows of Hidden values) and their labels, split by split.
+func (e *evaluator) features() (x [][][]float32, labels [][]int, err error) {
+	e.cls = true
+	defer func() { e.cls = false }()
+	if err := e.compile(); err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		e.exec.Finalize()
+		e.exec = nil
+	}()
+	for i := range e.sets {
+		var xs [][]float32
+		var ls []int
+		err := e.rows(&e.sets[i], func(row []float32, label int, _ float64) {
+			xs, ls = append(xs, slices.Clone(row)), append(ls, label)
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("features of split %s: %w", e.sets[i].split, err)
+		}
+		x, labels = append(x, xs), append(labels, ls)
+	}
+	return x, labels, nil
 }
 
 // run scores every prepared split.
@@ -270,10 +316,18 @@ type Meta struct {
 	Classes   []string `json:"classes,omitempty"`
 	MaxLength int      `json:"max_length,omitempty"`
 	EvalBatch int      `json:"eval_batch"`
-	Step      int      `json:"step"`
-	Metric    string   `json:"metric"`
-	Metrics   Metrics  `json:"metrics"`
-	From      string   `json:"from"` // the model fine-tuning started from
+	// Step is the selected step; Metric the metric that selected it on the
+	// SelectedOn split, where it scored ValidationMetrics.
+	Step              int     `json:"step"`
+	Metric            string  `json:"metric"`
+	SelectedOn        string  `json:"selected_on"`
+	ValidationMetrics Metrics `json:"validation_metrics"`
+	// TestSplit is the main test split and Metrics the test scores (absent
+	// until the run has finished).
+	TestSplit   string  `json:"test_split,omitempty"`
+	Metrics     Metrics `json:"metrics,omitempty"`
+	From        string  `json:"from"` // the model fine-tuning started from
+	AdaptImages bool    `json:"adapt_images,omitempty"`
 }
 
 // ReadMeta reads dir/finetune.json.
@@ -315,8 +369,11 @@ func checkSide(c *model.Config, def *taskDef, dir string) error {
 	return nil
 }
 
-// prepareEval reads the evaluation splits into ev.
-func prepareEval(ev *evaluator, td *taskData, splits []string, tok *text.Tokenizer, L, batch int) error {
+// prepareEval reads splits into ev (the first one's metrics unsuffixed,
+// the others' with "_<split>") and returns the number of examples of the
+// first.
+func prepareEval(ev *evaluator, td *taskData, splits []string, tok *text.Tokenizer, L, batch int, adapt bool, opt *Options) (int, error) {
+	n := 0
 	for i, split := range splits {
 		suffix := ""
 		if i > 0 {
@@ -325,37 +382,105 @@ func prepareEval(ev *evaluator, td *taskData, splits []string, tok *text.Tokeniz
 		if td.def.Modality == "image" {
 			ds, err := td.loadImages(split, ev.cfg.ImageSize, ev.cfg.Channels)
 			if err != nil {
-				return err
+				return 0, err
+			}
+			if err := checkImageShape(ds, ev.cfg, adapt, opt); err != nil {
+				return 0, err
+			}
+			if i == 0 {
+				n = ds.N
 			}
 			if err := ev.addImages(split, suffix, ds, batch); err != nil {
-				return err
+				return 0, err
 			}
 			continue
 		}
 		s, err := td.loadTexts(split)
 		if err != nil {
-			return err
+			return 0, err
+		}
+		if i == 0 {
+			n = s.Len()
 		}
 		seqs, err := encodeTexts(tok, s, td.def.Pair, L)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if err := ev.addText(split, suffix, seqs, batch, L, tok.PAD()); err != nil {
-			return err
+			return 0, err
 		}
 	}
+	return n, nil
+}
+
+// evaluateDir scores the fine-tuned model in dir on splits of td.
+func evaluateDir(backend compute.Backend, dir string, td *taskData, splits []string, tok *text.Tokenizer, L, batch int, adapt bool, opt *Options) (Metrics, error) {
+	m, err := checkpoint.LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &m.Config
+	h, ok := c.Head(HeadName)
+	if !ok {
+		return nil, fmt.Errorf("the model %s has no fine-tuned %q head (is it the OUT/best of vitbert finetune?)", dir, HeadName)
+	}
+	if h.Modality != td.def.Modality || h.Kind != td.def.Kind {
+		return nil, fmt.Errorf("the model %s was fine-tuned for a %s %s task, not %s", dir, h.Modality, h.Kind, td.def.Name)
+	}
+	store, err := m.NewStore(backend)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := newEvaluator(backend, store, c, td.def)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := prepareEval(ev, td, splits, tok, L, batch, adapt, opt); err != nil {
+		return nil, err
+	}
+	if err := checkClasses(td, h, dir); err != nil {
+		return nil, err
+	}
+	return ev.run()
+}
+
+// checkClasses refuses data whose classes differ in number from the head's
+// outputs, or, where the head records its labels, in name.
+func checkClasses(td *taskData, h *model.HeadConfig, dir string) error {
+	if td.def.Kind != model.HeadClassify || td.classes == nil {
+		return nil
+	}
+	if len(td.classes) != h.Outputs {
+		return fmt.Errorf("task %s has %d classes but the head of %s has %d outputs", td.def.Name, len(td.classes), dir, h.Outputs)
+	}
+	if h.Labels != nil && !slices.Equal(h.Labels, td.classes) {
+		return fmt.Errorf("task %s has the classes %v but the head of %s was trained on %v", td.def.Name, td.classes, dir, h.Labels)
+	}
 	return nil
+}
+
+// EvalOptions are Evaluate's settings.
+type EvalOptions struct {
+	// Split to score ("": the task's test split(s), as at the end of
+	// fine-tuning; ValidationSplit or the task's dev split: the split that
+	// selected the model).
+	Split string
+	// AdaptImages lets images of another shape than the model's be
+	// converted (with a message on Log); without it they are an error.
+	AdaptImages bool
+	Log         io.Writer // messages (nil: standard error)
 }
 
 // Evaluate runs the fine-tuned model in modelDir (a Run's OUT/best) on a
 // split of a task and returns the task's metrics: accuracy; F1 and accuracy
 // for MRPC and QQP; MCC for CoLA; Pearson and Spearman for STS-B; accuracy
-// and F1 (positive class: label 1) for binary labelled text. An empty split
-// scores the task's evaluation splits (both of MNLI's, the mismatched one
-// with "_dev_mismatched" names), as fine-tuning did. An empty task name or
-// data path is taken from modelDir/finetune.json, as are the text length
-// and batch size, so the scores are those Run reported.
-func Evaluate(backend compute.Backend, modelDir string, task Task, split string) (Metrics, error) {
+// and F1 (positive class: label 1) for binary labelled text; macro-F1 and
+// accuracy for Brown genres. An empty split scores the task's test splits
+// (both of MNLI's dev splits, the mismatched one with "_dev_mismatched"
+// names), as fine-tuning did once at its end. An empty task name or data
+// path is taken from modelDir/finetune.json, as are the text length, batch
+// size and image adaptation, so the scores are those Run reported.
+func Evaluate(backend compute.Backend, modelDir string, task Task, eo EvalOptions) (Metrics, error) {
 	meta, err := ReadMeta(modelDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -384,20 +509,16 @@ func Evaluate(backend compute.Backend, modelDir string, task Task, split string)
 	if err := checkSide(c, def, modelDir); err != nil {
 		return nil, err
 	}
-	h, ok := c.Head(HeadName)
-	if !ok {
+	if _, ok := c.Head(HeadName); !ok {
 		return nil, fmt.Errorf("the model %s has no fine-tuned %q head (is it the OUT/best of vitbert finetune?)", modelDir, HeadName)
-	}
-	if h.Modality != def.Modality || h.Kind != def.Kind {
-		return nil, fmt.Errorf("the model %s was fine-tuned for a %s %s task, not %s", modelDir, h.Modality, h.Kind, def.Name)
 	}
 	td, err := openTask(task)
 	if err != nil {
 		return nil, err
 	}
-	splits := td.def.EvalSplits
-	if split != "" {
-		splits = []string{split}
+	splits := td.def.TestSplits
+	if eo.Split != "" {
+		splits = []string{eo.Split}
 	}
 	batch := meta.EvalBatch
 	if batch <= 0 {
@@ -413,21 +534,8 @@ func Evaluate(backend compute.Backend, modelDir string, task Task, split string)
 			return nil, err
 		}
 	}
-	store, err := m.NewStore(backend)
-	if err != nil {
-		return nil, err
-	}
-	ev, err := newEvaluator(backend, store, c, td.def)
-	if err != nil {
-		return nil, err
-	}
-	if err := prepareEval(ev, td, splits, tok, L, batch); err != nil {
-		return nil, err
-	}
-	if td.classes != nil && def.Kind == model.HeadClassify && len(td.classes) != h.Outputs {
-		return nil, fmt.Errorf("task %s has %d classes but the model's head has %d outputs", def.Name, len(td.classes), h.Outputs)
-	}
-	return ev.run()
+	opt := &Options{Progress: eo.Log}
+	return evaluateDir(backend, modelDir, td, splits, tok, L, batch, eo.AdaptImages || meta.AdaptImages && def.Name == meta.Name, opt)
 }
 
 // SortedKeys lists the metric names in order.

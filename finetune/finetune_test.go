@@ -88,9 +88,10 @@ func readJSONL(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-// checkResultFiles checks result.json against the returned result and the
-// best evaluation in eval.jsonl, and that Evaluate on OUT/best reproduces the
-// reported scores exactly.
+// checkResultFiles checks result.json against the returned result; that
+// the selected step is the first best validation score in eval.jsonl, which
+// holds validation scores only; and that Evaluate on OUT/best reproduces the
+// reported test scores exactly.
 func checkResultFiles(t *testing.T, res *Result, out string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(out, ResultFile))
@@ -107,15 +108,18 @@ func checkResultFiles(t *testing.T, res *Result, out string) {
 	evals := readJSONL(t, filepath.Join(out, EvalFile))
 	bestStep, bestVal := -1, math.Inf(-1)
 	for _, e := range evals {
+		if e["split"] != res.SelectedOn || res.SelectedOn == res.Split {
+			t.Errorf("eval.jsonl scores split %v; the selection split is %q, the test split %q", e["split"], res.SelectedOn, res.Split)
+		}
 		v, _ := e["metrics"].(map[string]any)[res.Metric].(float64)
 		if v > bestVal {
 			bestStep, bestVal = int(e["step"].(float64)), v
 		}
 	}
-	if bestStep != res.Step || bestVal != res.Metrics[res.Metric] {
-		t.Errorf("eval.jsonl's best is %g at step %d, result.json says %g at step %d", bestVal, bestStep, res.Metrics[res.Metric], res.Step)
+	if bestStep != res.Step || bestVal != res.ValidationMetrics[res.Metric] {
+		t.Errorf("eval.jsonl's best is %g at step %d, result.json says %g at step %d", bestVal, bestStep, res.ValidationMetrics[res.Metric], res.Step)
 	}
-	got, err := Evaluate(backend(t), res.BestDir, Task{}, "")
+	got, err := Evaluate(backend(t), res.BestDir, Task{}, EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +358,7 @@ func TestGLUETaskWiring(t *testing.T) {
 			if tc.task == "MNLI" {
 				split = "dev_mismatched"
 			}
-			one, err := Evaluate(backend(t), res.BestDir, Task{}, split)
+			one, err := Evaluate(backend(t), res.BestDir, Task{}, EvalOptions{Split: split})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -376,7 +380,7 @@ func TestGLUEUnlabelledSplitIsAnError(t *testing.T) {
 	c := tinyConfig(Task{Name: "mrpc", Data: root}, 2, 8)
 	c.ModelConfig = tinyModel(false, true)
 	res, _ := runQuiet(t, c)
-	_, err := Evaluate(backend(t), res.BestDir, Task{}, "test")
+	_, err := Evaluate(backend(t), res.BestDir, Task{}, EvalOptions{Split: "test"})
 	if err == nil || !strings.Contains(err.Error(), "no labels") {
 		t.Errorf("Evaluate on the unlabelled test split: err = %v, want a 'no labels' error", err)
 	}
@@ -402,8 +406,8 @@ func TestLabelledTextHeldOutAndMetrics(t *testing.T) {
 			c := tinyConfig(Task{Name: TaskLabelled, Data: path}, 3, 8)
 			c.ModelConfig = tinyModel(false, true)
 			res, out := runQuiet(t, c)
-			if res.Split != "dev" {
-				t.Errorf("eval split %q, want the held-out dev", res.Split)
+			if res.Split != "test" || res.SelectedOn != ValidationSplit || !res.ValidationCarved {
+				t.Errorf("test split %q selected on %q (carved %v), want the held-out test and the carved validation split", res.Split, res.SelectedOn, res.ValidationCarved)
 			}
 			if got := res.Metrics.SortedKeys(); !slices.Equal(got, tc.metrics) {
 				t.Errorf("metrics %v, want %v", got, tc.metrics)
@@ -467,7 +471,7 @@ func TestBadInput(t *testing.T) {
 		}, "exceeds the model's position table (64)"},
 		{"no model", func(c *Config) { c.Model = "" }, "no model"},
 		{"missing model dir", func(c *Config) { c.Model = "/nonexistent/model" }, "/nonexistent/model"},
-		{"zero steps", func(c *Config) { c.Steps = 0 }, "steps must be positive"},
+		{"zero steps", func(c *Config) { c.Steps = 0 }, "steps (--steps) must be positive"},
 		{"unknown preset", func(c *Config) { c.ModelConfig, c.Preset = nil, "huge" }, "unknown preset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -497,7 +501,7 @@ func TestEvaluateBadInput(t *testing.T) {
 		{"unknown task", fixtures + "bert-tiny/cls", Task{Name: "nope"}, "unknown task"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Evaluate(b, tc.dir, tc.task, "")
+			_, err := Evaluate(b, tc.dir, tc.task, EvalOptions{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one containing %q", err, tc.want)
 			}
@@ -569,8 +573,8 @@ func TestTaskNamesResolve(t *testing.T) {
 	if d, _ := lookupTask("STS-B"); d.Kind != model.HeadRegress {
 		t.Errorf("STS-B is not a regression task")
 	}
-	if d, _ := lookupTask("mnli"); !slices.Equal(d.EvalSplits, []string{"dev_matched", "dev_mismatched"}) {
-		t.Errorf("MNLI eval splits %v", d.EvalSplits)
+	if d, _ := lookupTask("mnli"); !slices.Equal(d.TestSplits, []string{"dev_matched", "dev_mismatched"}) {
+		t.Errorf("MNLI eval splits %v", d.TestSplits)
 	}
 }
 
@@ -636,12 +640,13 @@ func TestImageDataSetsFromDisk(t *testing.T) {
 			}
 		})
 	}
-	// The held-out images of the folder: every tenth of each class, 2 in all.
+	// The held-out images of the folder: every tenth of each class, 2 in all;
+	// the validation split is every tenth of the 18 left, 1.
 	td, err := openTask(Task{Name: TaskImageFolder, Data: folder})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for split, want := range map[string]int{"train": 18, "test": 2} {
+	for split, want := range map[string]int{"train": 17, ValidationSplit: 1, "test": 2} {
 		ds, err := td.loadImages(split, 28, 1)
 		if err != nil {
 			t.Fatal(err)

@@ -33,16 +33,6 @@ const (
 	TaskLabelled       = "labelled"      // single-text classification from a TSV or class folders
 )
 
-// TaskNames lists every task name Run and Evaluate accept.
-func TaskNames() []string {
-	names := []string{TaskEmbeddedImages, TaskMNIST, TaskFashionMNIST, TaskCIFAR10, TaskCIFAR100, TaskImageFolder,
-		TaskEmbeddedText, TaskLabelled}
-	for _, t := range texts.GLUETasks() {
-		names = append(names, glueName(t))
-	}
-	return names
-}
-
 func glueName(t *texts.Task) string {
 	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(t.Name))
 }
@@ -60,54 +50,69 @@ type taskDef struct {
 	Kind     string // model.HeadClassify or model.HeadRegress
 	Pair     bool   // text pairs (A, B)
 	// Metrics in report order; the first is the one that picks the best
-	// checkpoint.
+	// checkpoint (on the validation split).
 	Metrics []string
-	// EvalSplits are the splits scored during fine-tuning; the first one
-	// decides, the others are reported with a "_<split>" suffix.
-	EvalSplits []string
+	// TestSplits are scored once, at the end, with the selected checkpoint;
+	// the first is the main one, the others are reported with a
+	// "_<split>" suffix. They never select anything.
+	TestSplits []string
+	// ValSplit is the task's own validation split, distinct from the test
+	// splits; "" means the validation split is carved from train (see
+	// ValidationSplit).
+	ValSplit string
+	// Chunked tasks cut each document into pieces of at most ChunkWords
+	// words; the pieces of one document stay in one split.
+	ChunkWords int
 	glue       *texts.Task
 	needsData  bool
 }
 
-// lookupTask resolves a task name.
-func lookupTask(name string) (*taskDef, error) {
-	n := strings.ToLower(strings.TrimSpace(name))
+// The built-in tasks: images, the embedded and labelled text sets, GLUE.
+func init() {
 	acc := []string{eval.MetricAccuracy}
-	img := func(canon string, data bool) *taskDef {
-		return &taskDef{Name: canon, Modality: "image", Kind: model.HeadClassify, Metrics: acc,
-			EvalSplits: []string{"test"}, needsData: data}
+	img := func(name string, data bool, aliases ...string) *taskEntry {
+		return &taskEntry{def: taskDef{Name: name, Modality: "image", Kind: model.HeadClassify, Metrics: acc,
+			TestSplits: []string{"test"}, needsData: data}, aliases: aliases, open: openImageTask}
 	}
-	switch n {
-	case "", TaskEmbeddedImages, "embedded", "embedded-image":
-		return img(TaskEmbeddedImages, false), nil
-	case TaskMNIST:
-		return img(TaskMNIST, true), nil
-	case TaskFashionMNIST, "fashionmnist", "fashion_mnist":
-		return img(TaskFashionMNIST, true), nil
-	case TaskCIFAR10, "cifar-10":
-		return img(TaskCIFAR10, true), nil
-	case TaskCIFAR100, "cifar-100":
-		return img(TaskCIFAR100, true), nil
-	case TaskImageFolder, "image-folder":
-		return img(TaskImageFolder, true), nil
-	case TaskEmbeddedText, "embedded-texts", "spam":
-		return &taskDef{Name: TaskEmbeddedText, Modality: "text", Kind: model.HeadClassify,
-			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, EvalSplits: []string{"test"}}, nil
-	case TaskLabelled, "labeled":
-		// Metrics and eval split depend on the data (binary or not; which
+	for _, e := range []*taskEntry{
+		img(TaskEmbeddedImages, false, "", "embedded", "embedded-image"),
+		img(TaskMNIST, true),
+		img(TaskFashionMNIST, true, "fashionmnist", "fashion_mnist"),
+		img(TaskCIFAR10, true, "cifar-10"),
+		img(TaskCIFAR100, true, "cifar-100"),
+		img(TaskImageFolder, true, "image-folder"),
+		{def: taskDef{Name: TaskEmbeddedText, Modality: "text", Kind: model.HeadClassify,
+			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, TestSplits: []string{"test"}},
+			aliases: []string{"embedded-texts", "spam"}, open: openEmbeddedText},
+		// Metrics and splits depend on the data (binary or not; which
 		// splits exist): see openLabelled.
-		return &taskDef{Name: TaskLabelled, Modality: "text", Kind: model.HeadClassify, Metrics: acc, needsData: true}, nil
+		{def: taskDef{Name: TaskLabelled, Modality: "text", Kind: model.HeadClassify, Metrics: acc, needsData: true},
+			aliases: []string{"labeled"}, open: openLabelled},
+	} {
+		registerTask(e)
 	}
-	gt, err := texts.LookupTask(n)
+	for _, gt := range texts.GLUETasks() {
+		d := taskDef{Name: glueName(gt), Modality: "text", Kind: model.HeadClassify, Pair: gt.Pair,
+			Metrics: gt.Metrics, TestSplits: gt.EvalSplits, glue: gt, needsData: true}
+		if gt.Regression() {
+			d.Kind = model.HeadRegress
+		}
+		var aliases []string
+		for _, a := range []string{strings.ToLower(gt.Name), strings.ReplaceAll(strings.ToLower(gt.Name), "-", "_")} {
+			if a != d.Name && !contains(aliases, a) {
+				aliases = append(aliases, a)
+			}
+		}
+		registerTask(&taskEntry{def: d, aliases: aliases, open: openGLUE})
+	}
+}
+
+func openEmbeddedText(def *taskDef, _ string) (*taskData, error) {
+	train, test, err := texts.DefaultLabelled()
 	if err != nil {
-		return nil, fmt.Errorf("unknown task %q (want one of %s)", name, strings.Join(TaskNames(), ", "))
+		return nil, err
 	}
-	d := &taskDef{Name: glueName(gt), Modality: "text", Kind: model.HeadClassify, Pair: gt.Pair,
-		Metrics: gt.Metrics, EvalSplits: gt.EvalSplits, glue: gt, needsData: true}
-	if gt.Regression() {
-		d.Kind = model.HeadRegress
-	}
-	return d, nil
+	return labelledData(def, train.Classes, map[string]*texts.Labelled{"train": train, "test": test}), nil
 }
 
 // mainMetric is the metric that picks the best checkpoint.
@@ -120,9 +125,27 @@ type textSplit struct {
 	Scores []float64
 	// Src names each example (file and line) for error messages.
 	Src []string
+	// Doc names the document each example comes from, for tasks whose
+	// examples are pieces of documents (nil otherwise): a carved
+	// validation split takes whole documents.
+	Doc []string
 }
 
 func (s *textSplit) Len() int { return len(s.A) }
+
+// subset returns the examples at idx.
+func (s *textSplit) subset(idx []int) *textSplit {
+	out := &textSplit{}
+	for _, i := range idx {
+		out.A, out.B = append(out.A, s.A[i]), append(out.B, s.B[i])
+		out.Labels, out.Scores = append(out.Labels, s.Labels[i]), append(out.Scores, s.Scores[i])
+		out.Src = append(out.Src, s.Src[i])
+		if s.Doc != nil {
+			out.Doc = append(out.Doc, s.Doc[i])
+		}
+	}
+	return out
+}
 
 // taskData is a task's data: classes and one loader per split.
 type taskData struct {
@@ -133,6 +156,7 @@ type taskData struct {
 	openImages func(split string, size, channels int) (*images.Dataset, error)
 	openTexts  func(split string) (*textSplit, error)
 	splits     []string // the splits that exist, for messages
+	carvedVal  bool     // the validation split is carved from train
 }
 
 func (t *taskData) numOutputs() int {
@@ -145,10 +169,12 @@ func (t *taskData) numOutputs() int {
 // openTask prepares the data of a task; no split is read yet except where
 // the classes can only be known by reading (labelled text).
 func openTask(task Task) (*taskData, error) {
-	def, err := lookupTask(task.Name)
+	e, err := findTask(task.Name)
 	if err != nil {
 		return nil, err
 	}
+	def := &taskDef{}
+	*def = e.def
 	if def.needsData && task.Data == "" {
 		return nil, fmt.Errorf("task %s needs --data (a path to its data)", def.Name)
 	}
@@ -157,21 +183,14 @@ func openTask(task Task) (*taskData, error) {
 			return nil, fmt.Errorf("task %s: data: %w", def.Name, err)
 		}
 	}
-	switch {
-	case def.glue != nil:
-		return openGLUE(def, task.Data)
-	case def.Name == TaskEmbeddedText:
-		train, test, err := texts.DefaultLabelled()
-		if err != nil {
-			return nil, err
-		}
-		return labelledData(def, train.Classes, map[string]*texts.Labelled{"train": train, "test": test}), nil
-	case def.Name == TaskLabelled:
-		return openLabelled(def, task.Data)
-	case def.Modality == "image":
-		return openImageTask(def, task.Data)
+	td, err := e.open(def, task.Data)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("task %s: no reader", def.Name)
+	if td.def.ValSplit == "" {
+		td.carveValidation()
+	}
+	return td, nil
 }
 
 func openGLUE(def *taskDef, dir string) (*taskData, error) {
@@ -220,8 +239,32 @@ func labelledData(def *taskDef, classes []string, splits map[string]*texts.Label
 	return td
 }
 
-// evalSplitNames are the names a held-out split may go by, in order of preference.
-var evalSplitNames = []string{"dev", "validation", "val", "test"}
+// validationNames are the names a validation split may go by, in order of
+// preference.
+var validationNames = []string{"dev", "validation", "val", "valid"}
+
+// heldOutRoles assigns the held-out splits of a data set: "test", if
+// present, is the test split and the first of validationNames present the
+// validation split; without "test", the first of validationNames present is
+// the test split and the validation split is carved from train (val "").
+// test is nil when no held-out split exists.
+func heldOutRoles(splits []string) (val string, test []string) {
+	var v []string
+	for _, s := range validationNames {
+		if contains(splits, s) {
+			v = append(v, s)
+		}
+	}
+	switch {
+	case contains(splits, "test") && len(v) > 0:
+		return v[0], []string{"test"}
+	case contains(splits, "test"):
+		return "", []string{"test"}
+	case len(v) > 0:
+		return "", v[:1]
+	}
+	return "", nil
+}
 
 // openLabelled reads labelled text: a TSV file (split by HeldOutEvery), a
 // folder of train.tsv plus dev.tsv/validation.tsv/val.tsv/test.tsv, a folder
@@ -239,14 +282,14 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 		if err != nil {
 			return nil, err
 		}
-		splits["train"], splits["dev"] = holdOutText(l)
+		splits["train"], splits["test"] = holdOutText(l)
 	case fileExists(filepath.Join(path, "train.tsv")):
 		tr, err := texts.ReadLabelledTSV(filepath.Join(path, "train.tsv"), texts.LabelledOptions{})
 		if err != nil {
 			return nil, err
 		}
 		splits["train"] = tr
-		for _, s := range evalSplitNames {
+		for _, s := range append([]string{"test"}, validationNames...) {
 			p := filepath.Join(path, s+".tsv")
 			if !fileExists(p) {
 				continue
@@ -257,7 +300,7 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 			}
 		}
 		if len(splits) == 1 {
-			splits["train"], splits["dev"] = holdOutText(tr)
+			splits["train"], splits["test"] = holdOutText(tr)
 		}
 	default:
 		dirs, err := subdirs(path)
@@ -269,14 +312,14 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 				return nil, err
 			}
 			if len(splits) == 1 {
-				splits["train"], splits["dev"] = holdOutText(splits["train"])
+				splits["train"], splits["test"] = holdOutText(splits["train"])
 			}
 		} else {
 			l, err := texts.ReadLabelledDir(path, texts.LabelledOptions{})
 			if err != nil {
 				return nil, err
 			}
-			splits["train"], splits["dev"] = holdOutText(l)
+			splits["train"], splits["test"] = holdOutText(l)
 		}
 	}
 	tr := splits["train"]
@@ -287,14 +330,12 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 		return nil, fmt.Errorf("labelled data %s: %d class(es) %v, need at least 2", path, len(tr.Classes), tr.Classes)
 	}
 	d := *def
-	for _, s := range evalSplitNames {
-		if splits[s] != nil {
-			d.EvalSplits = []string{s}
-			break
-		}
+	var names []string
+	for s := range splits {
+		names = append(names, s)
 	}
-	if d.EvalSplits == nil {
-		return nil, fmt.Errorf("labelled data %s: no evaluation split (want one of %s beside train)", path, strings.Join(evalSplitNames, ", "))
+	if d.ValSplit, d.TestSplits = heldOutRoles(names); d.TestSplits == nil {
+		return nil, fmt.Errorf("labelled data %s: no held-out split (want test or one of %s beside train)", path, strings.Join(validationNames, ", "))
 	}
 	if len(tr.Classes) == 2 {
 		d.Metrics = []string{eval.MetricAccuracy, eval.MetricF1}
@@ -374,21 +415,9 @@ func openImageTask(def *taskDef, path string) (*taskData, error) {
 			return nil, fmt.Errorf("task %s: image folder %s has splits %s but no train", def.Name, path, strings.Join(splits, ", "))
 		}
 		d := *def
-		d.EvalSplits = nil
-		for _, s := range append(append([]string(nil), evalSplitNames...), "valid") {
-			if contains(splits, s) {
-				d.EvalSplits = []string{s}
-				break
-			}
+		if d.ValSplit, d.TestSplits = heldOutRoles(splits); d.TestSplits == nil {
+			return nil, fmt.Errorf("task %s: image folder %s has no held-out split (want test or one of %s beside train)", def.Name, path, strings.Join(validationNames, ", "))
 		}
-		if d.EvalSplits == nil {
-			return nil, fmt.Errorf("task %s: image folder %s has no evaluation split (want test, val or dev beside train)", def.Name, path)
-		}
-		td.def = &d
-	}
-	if held {
-		d := *def
-		d.EvalSplits = []string{"test"}
 		td.def = &d
 	}
 	td.openImages = func(split string, size, channels int) (*images.Dataset, error) {

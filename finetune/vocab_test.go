@@ -46,7 +46,7 @@ func checkModelVocab(t *testing.T, res *Result, tok *text.Tokenizer) {
 	if !saved.SameVocabulary(tok) {
 		t.Error("the fine-tuned model does not carry its vocabulary")
 	}
-	if _, err := Evaluate(backend(t), res.BestDir, Task{}, ""); err != nil {
+	if _, err := Evaluate(backend(t), res.BestDir, Task{}, EvalOptions{}); err != nil {
 		t.Errorf("evaluating the fine-tuned model: %v", err)
 	}
 }

@@ -13,10 +13,32 @@ import (
 	"github.com/vitbert/vitbert/pretrain"
 )
 
-// Finetuner returns the FinetuneFn that runs vitbert's fine-tuning: a cell
-// whose result.json exists is read back, not run again; a cell interrupted
-// before its result starts over.
+// Finetuner returns the FinetuneFn that runs vitbert's fine-tuning: the
+// model selected on the validation split, its metrics those of the test
+// split, scored once. A cell whose result.json exists is read back, not run
+// again; a cell interrupted before its result resumes from its checkpoint.
 func Finetuner(backend compute.Backend, plan *Plan, progress io.Writer) FinetuneFn {
+	return cellRunner(backend, plan, progress, nil)
+}
+
+// FewShotFinetuner is Finetuner on perClass training examples of every
+// class, drawn by the cell's seed (so each seed fine-tunes on another
+// subset).
+func FewShotFinetuner(backend compute.Backend, plan *Plan, progress io.Writer, perClass int) FinetuneFn {
+	return cellRunner(backend, plan, progress, func(fc *finetune.Config) { fc.PerClass = perClass })
+}
+
+// Prober returns the FinetuneFn of a linear probe (finetune.LinearProbe
+// with finetune.DefaultProbe): a linear classifier on the frozen encoder's
+// features, its L2 penalty chosen on the validation split, its metrics
+// those of the test split. The steps argument is not used.
+func Prober(backend compute.Backend, plan *Plan, progress io.Writer) FinetuneFn {
+	return cellRunner(backend, plan, progress, func(fc *finetune.Config) { fc.Probe = finetune.DefaultProbe() })
+}
+
+// cellRunner runs one fine-tuning cell; edit, if set, adjusts its
+// configuration.
+func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit func(*finetune.Config)) FinetuneFn {
 	return func(ctx context.Context, modelDir string, cfg *pretrain.Config, task TaskRef, seed, steps int, outDir string) (map[string]float64, string, error) {
 		resultPath := filepath.Join(outDir, finetune.ResultFile)
 		if b, err := os.ReadFile(resultPath); err == nil {
@@ -25,9 +47,6 @@ func Finetuner(backend compute.Backend, plan *Plan, progress io.Writer) Finetune
 				return nil, "", fmt.Errorf("%s: %w", resultPath, err)
 			}
 			return res.Metrics, res.Metric, nil
-		}
-		if err := os.RemoveAll(outDir); err != nil {
-			return nil, "", err
 		}
 		fc := finetune.DefaultConfig()
 		if modelDir == "" {
@@ -65,7 +84,12 @@ func Finetuner(backend compute.Backend, plan *Plan, progress io.Writer) Finetune
 		}
 		fc.EvalEvery = plan.EvalEvery
 		fc.MaxLength = cfg.Model.MaxTextLength
-		res, err := finetune.Run(ctx, backend, fc, finetune.Options{OutDir: outDir, Progress: progress, Quiet: progress == nil})
+		if edit != nil {
+			edit(&fc)
+		}
+		_, err := os.Stat(filepath.Join(outDir, finetune.ConfigFile))
+		opt := finetune.Options{OutDir: outDir, Progress: progress, Quiet: progress == nil, Resume: err == nil}
+		res, err := finetune.Run(ctx, backend, fc, opt)
 		if err != nil {
 			return nil, "", err
 		}

@@ -17,7 +17,8 @@ func runEval(args []string) error {
 	modelDir := fs.String("model", "", "fine-tuned model directory: vitbert finetune's OUT/best (required)")
 	task := fs.String("task", "", "task (default: the one the model was fine-tuned on): "+strings.Join(finetune.TaskNames(), ", "))
 	data := fs.String("data", "", "the task's data (default: the path it was fine-tuned with)")
-	split := fs.String("split", "", "split to score (default: the task's evaluation split(s), as during fine-tuning)")
+	split := fs.String("split", "", "split to score (default: the task's test split(s), as at the end of fine-tuning; \"validation\": the split carved from train that selected the model)")
+	adapt := fs.Bool("adapt-images", false, "resize and convert images whose size or channels differ from the model's (otherwise an error)")
 	asJSON := fs.Bool("json", false, "print the metrics as one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -32,7 +33,8 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := finetune.Evaluate(backend, *modelDir, finetune.Task{Name: *task, Data: *data}, *split)
+	m, err := finetune.Evaluate(backend, *modelDir, finetune.Task{Name: *task, Data: *data},
+		finetune.EvalOptions{Split: *split, AdaptImages: *adapt})
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func TestFinetuneThenEvalReportsTheSameScores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout, "embedded-images: best accuracy") || !strings.Contains(stdout, filepath.Join(out, "best")) {
+	if !strings.Contains(stdout, "embedded-images: selected on the validation split") || !strings.Contains(stdout, filepath.Join(out, "best")) {
 		t.Errorf("finetune printed %q", stdout)
 	}
 	b, err := os.ReadFile(filepath.Join(out, finetune.ResultFile))
@@ -86,6 +86,12 @@ func TestFinetuneFlagErrors(t *testing.T) {
 		{[]string{"--model", "scratch", "--task", "embedded-images"}, "--out is required"},
 		{[]string{"--model", "a", "--from", "b", "--out", "x"}, "disagree"},
 		{[]string{"--model", "scratch", "--out", t.TempDir(), "--task", "nope"}, "unknown task"},
+		{[]string{"--model", "scratch", "--out", "x", "--steps", "5", "--epochs", "1"}, "--steps or --epochs"},
+		{[]string{"--model", "scratch", "--out", "x", "--l2", "0.1"}, "--freeze-encoder"},
+		{[]string{"--model", "scratch", "--out", "x", "--resume", "--overwrite"}, "exclude each other"},
+		{[]string{"--out", t.TempDir(), "--resume"}, "nothing to resume"},
+		{[]string{"--model", "scratch", "--out", "x", "--warmup-frac", "2"}, "(--warmup-frac) must be in [0, 1)"},
+		{[]string{"--model", "scratch", "--out", "x", "--eval-batch", "0"}, "(--eval-batch) must be positive"},
 	} {
 		if _, err := capture(t, runFinetune, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("finetune %v: err = %v, want %q", tc.args, err, tc.want)
@@ -93,5 +99,40 @@ func TestFinetuneFlagErrors(t *testing.T) {
 	}
 	if _, err := capture(t, runEval); err == nil || !strings.Contains(err.Error(), "--model is required") {
 		t.Errorf("eval without --model: err = %v", err)
+	}
+}
+
+// TestFinetuneConfigFileAndResume runs from a --config file, refuses a
+// second run into the same --out, and resumes from the run's own config.json.
+func TestFinetuneConfigFileAndResume(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := filepath.Join(t.TempDir(), "ft.json")
+	if err := os.WriteFile(cfg, []byte(`{"model": "scratch", "task": "embedded-images", "steps": 4, "batch": 8, "eval_every": 2,
+		"model_config": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "mlp_size": 64, "norm": "pre", "layer_norm_eps": 1e-12,
+		"activation": "gelu", "image_size": 28, "channels": 1, "patch_size": 7}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := capture(t, runFinetune, "--config", cfg, "--out", out, "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := finetune.LoadConfig(filepath.Join(out, finetune.ConfigFile))
+	if err != nil || c.Steps != 4 || c.Batch != 8 || c.ModelConfig == nil || c.ModelConfig.Hidden != 32 {
+		t.Fatalf("the run's config.json: %+v, %v", c, err)
+	}
+	if _, err := capture(t, runFinetune, "--config", cfg, "--out", out, "--quiet"); err == nil || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("a second run into --out: err = %v", err)
+	}
+	if _, err := capture(t, runFinetune, "--out", out, "--resume", "--seed", "5", "--quiet"); err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Errorf("resume with another seed: err = %v", err)
+	}
+	stdout, err := capture(t, runFinetune, "--out", out, "--resume", "--quiet")
+	if err != nil || !strings.Contains(stdout, "scored once") {
+		t.Errorf("resume of a finished run: %q, %v", stdout, err)
+	}
+	if err := os.WriteFile(cfg, []byte(`{"model": "scratch", "stepz": 4}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := capture(t, runFinetune, "--config", cfg, "--out", t.TempDir(), "--quiet"); err == nil || !strings.Contains(err.Error(), "stepz") {
+		t.Errorf("a config with an unknown field: err = %v", err)
 	}
 }

@@ -1,0 +1,49 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/vitbert/vitbert/finetune"
+)
+
+// TestProberAndFewShotCells runs a linear-probe cell and a few-shot cell
+// from scratch and checks what their result.json records.
+func TestProberAndFewShotCells(t *testing.T) {
+	backend := compute.MustNew()
+	plan := microPlan(t)
+	task := TaskRef{Name: finetune.TaskEmbeddedImages, Modality: "image"}
+	probe := filepath.Join(t.TempDir(), "probe")
+	m, main, err := Prober(backend, &plan, nil)(context.Background(), "", &plan.Pretrain, task, 1, 0, probe)
+	if err != nil || main != "accuracy" || m["accuracy"] <= 0 {
+		t.Fatalf("probe cell: %v %q %v", m, main, err)
+	}
+	res := readCellResult(t, probe)
+	if res.Probe == nil || res.SelectedOn != finetune.ValidationSplit || res.Split != "test" {
+		t.Errorf("probe cell result %+v", res)
+	}
+	few := filepath.Join(t.TempDir(), "few")
+	if _, _, err := FewShotFinetuner(backend, &plan, nil, 2)(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err != nil {
+		t.Fatal(err)
+	}
+	if res := readCellResult(t, few); res.TrainExamples != 20 || res.StepsRun != 4 {
+		t.Errorf("few-shot cell: %d training examples, %d steps; want 20 (2 of each of 10 classes) and 4", res.TrainExamples, res.StepsRun)
+	}
+}
+
+func readCellResult(t *testing.T, dir string) *finetune.Result {
+	t.Helper()
+	c, err := os.ReadFile(filepath.Join(dir, finetune.ResultFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res finetune.Result
+	if err := json.Unmarshal(c, &res); err != nil {
+		t.Fatal(err)
+	}
+	return &res
+}
