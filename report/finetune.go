@@ -112,7 +112,7 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		pc.Model.MaxTextLength = 64
 		p.FinetuneSteps, p.EvalEvery = 100, 50
 		p.Tasks = []TaskRef{
-			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (2k)", Modality: "image"},
+			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (10k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
 		}
 	case "tiny":

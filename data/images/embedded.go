@@ -13,12 +13,12 @@ var embeddedFS embed.FS
 
 // Embedded sizes: the first images of the official training and test files.
 const (
-	DefaultTrainSize = 2000
-	DefaultTestSize  = 500
+	DefaultTrainSize = 10000
+	DefaultTestSize  = 2000
 )
 
-// Default returns the embedded default data: the first 2,000 training and
-// 500 test images of Fashion-MNIST, 28x28 grey, 10 classes.
+// Default returns the embedded default data: the first 10,000 training and
+// 2,000 test images of Fashion-MNIST, 28x28 grey, 10 classes.
 func Default() (train, test *Dataset, err error) {
 	load := func(prefix, split string) (*Dataset, error) {
 		img, err := embeddedFS.ReadFile("embedded/" + prefix + "-images-idx3-ubyte.gz")

@@ -93,8 +93,8 @@ func TestDefaultIsEmbeddedFashionMNIST(t *testing.T) {
 		n      int
 		counts []int
 	}{
-		{train, DefaultTrainSize, []int{194, 216, 202, 195, 186, 200, 194, 215, 198, 200}},
-		{test, DefaultTestSize, []int{55, 52, 65, 46, 57, 39, 47, 47, 44, 48}},
+		{train, DefaultTrainSize, []int{942, 1027, 1016, 1019, 974, 989, 1021, 1022, 990, 1000}},
+		{test, DefaultTestSize, []int{200, 203, 214, 190, 219, 195, 197, 200, 194, 188}},
 	} {
 		if err := c.ds.Validate(); err != nil {
 			t.Fatal(err)

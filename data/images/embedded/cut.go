@@ -1,7 +1,7 @@
 //go:build ignore
 
-// Cut writes the embedded default data set: the first 2,000 training and
-// the first 500 test images of Fashion-MNIST, as gzipped IDX files.
+// Cut writes the embedded default data set: the first 10,000 training and
+// the first 2,000 test images of Fashion-MNIST, as gzipped IDX files.
 //
 //	go run ./cmd/vitbert data fetch fashion-mnist
 //	go run data/images/embedded/cut.go data/cache/fashion-mnist data/images/embedded
@@ -17,8 +17,8 @@ import (
 )
 
 func main() {
-	nTrain := flag.Int("train", 2000, "training images to keep")
-	nTest := flag.Int("test", 500, "test images to keep")
+	nTrain := flag.Int("train", 10000, "training images to keep")
+	nTest := flag.Int("test", 2000, "test images to keep")
 	flag.Parse()
 	if flag.NArg() != 2 {
 		fmt.Fprintln(os.Stderr, "usage: go run cut.go [-train N] [-test N] FASHION_MNIST_DIR OUT_DIR")
