@@ -9,7 +9,6 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
-	"github.com/vitbert/vitbert/infer"
 	"github.com/vitbert/vitbert/text"
 )
 
@@ -113,17 +112,13 @@ func (c *Cursor) Advance(stepsPerEpoch int) {
 	}
 }
 
-// Stream feeds the training loop: one text and/or one image batch per step,
-// with the teachers' logits when distilling. Its state is the two cursors:
-// every batch is a pure function of (seed, epoch, step), so a resumed run
-// sees exactly the batches of an uninterrupted one.
+// Stream feeds the training loop: one text and/or one image batch per step
+// (the teachers, if any, run inside the training graph). Its state is the
+// two cursors: every batch is a pure function of (seed, epoch, step), so a
+// resumed run sees exactly the batches of an uninterrupted one.
 type Stream struct {
-	Text         *TextData
-	Images       *images.Loader
-	TeacherText  *infer.Predictor
-	TeacherImage *infer.Predictor
-	TextHead     string // the teachers' head names
-	ImageHead    string
+	Text   *TextData
+	Images *images.Loader
 
 	TextPos, ImagePos Cursor
 }
@@ -146,40 +141,36 @@ func (s *Stream) Restore(state json.RawMessage) error {
 func i32(rows [][]int32) *tensors.Tensor   { return tensors.FromValue(rows) }
 func f32(rows [][]float32) *tensors.Tensor { return tensors.FromValue(rows) }
 
-// Next returns the inputs of the next step in the order LossFn reads them.
+// Next implements train.Batches: the next step's Inputs, flattened.
 func (s *Stream) Next() ([]*tensors.Tensor, error) {
-	var out []*tensors.Tensor
+	in, err := s.NextInputs()
+	if err != nil {
+		return nil, err
+	}
+	return in.Flatten(), nil
+}
+
+// NextInputs returns the inputs of the next step and advances the cursors.
+func (s *Stream) NextInputs() (HostInputs, error) {
+	var in HostInputs
 	if s.Text != nil {
 		tb, err := s.Text.Batcher.Batch(s.TextPos.Epoch, s.TextPos.Step)
 		if err != nil {
-			return nil, err
+			return in, err
 		}
 		ids, seg, mask, pos, lab, w := s.Text.textInputs(tb)
-		out = append(out, i32(ids), i32(seg), i32(mask), i32(pos), i32(lab), f32(w))
-		if s.TeacherText != nil {
-			o, err := s.TeacherText.Text(s.TextHead, ids, seg, mask, pos)
-			if err != nil {
-				return nil, fmt.Errorf("text teacher: %w", err)
-			}
-			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
-		}
+		in.Text = &TextInputs[*tensors.Tensor]{IDs: i32(ids), Segments: i32(seg), Mask: i32(mask),
+			Positions: i32(pos), Labels: i32(lab), Weights: f32(w)}
 		s.TextPos.Advance(s.Text.Batcher.StepsPerEpoch())
 	}
 	if s.Images != nil {
 		ib, err := s.Images.Batch(s.ImagePos.Epoch, s.ImagePos.Step)
 		if err != nil {
-			return nil, err
+			return in, err
 		}
-		out = append(out, tensors.FromFlatDataAndDimensions(ib.Pixels, ib.B, ib.C, ib.H, ib.W),
-			tensors.FromFlatDataAndDimensions(ib.Labels, ib.B))
-		if s.TeacherImage != nil {
-			o, err := s.TeacherImage.Image(s.ImageHead, ib.Pixels, ib.B)
-			if err != nil {
-				return nil, fmt.Errorf("image teacher: %w", err)
-			}
-			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
-		}
+		in.Image = &ImageInputs[*tensors.Tensor]{Pixels: tensors.FromFlatDataAndDimensions(ib.Pixels, ib.B, ib.C, ib.H, ib.W),
+			Labels: tensors.FromFlatDataAndDimensions(ib.Labels, ib.B)}
 		s.ImagePos.Advance(s.Images.StepsPerEpoch())
 	}
-	return out, nil
+	return in, nil
 }

@@ -12,7 +12,6 @@ import (
 	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
-	"github.com/vitbert/vitbert/infer"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
 	"github.com/vitbert/vitbert/train"
@@ -40,12 +39,13 @@ type Options struct {
 // Setup is everything a run needs, built from a Config: exposed so the
 // benchmark and tests can drive the same step.
 type Setup struct {
-	Config  Config
-	Backend compute.Backend
-	Store   *mlmodel.Store
-	Trainer *train.Trainer
-	Stream  *Stream
-	Classes []string
+	Config   Config
+	Backend  compute.Backend
+	Store    *mlmodel.Store // the student at the root, the teachers under their scopes
+	Teachers Teachers
+	Trainer  *train.Trainer
+	Stream   *Stream
+	Classes  []string
 }
 
 // NewSetup loads data and teachers, builds the model and compiles nothing yet.
@@ -90,29 +90,25 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 		c.Model.AddHead(h)
 	}
 	var err error
+	if s.Store, err = model.NewStore(backend, &c.Model, c.Seed); err != nil {
+		return nil, err
+	}
 	if c.DistillText.Teacher != "" {
-		if s.Stream.TeacherText, s.Stream.TextHead, err = loadTeacher(backend, c.DistillText.Teacher, model.HeadMLM, c.Model.VocabSize); err != nil {
+		if s.Teachers.Text, err = loadTeacher(s.Store, TextTeacherScope, c.DistillText.Teacher, &c.Model, "text", c.Model.VocabSize); err != nil {
 			return nil, err
 		}
 	}
 	if c.DistillImage.Teacher != "" {
-		if s.Stream.TeacherImage, s.Stream.ImageHead, err = loadTeacher(backend, c.DistillImage.Teacher, model.HeadClassify, len(s.Classes)); err != nil {
+		if s.Teachers.Image, err = loadTeacher(s.Store, ImageTeacherScope, c.DistillImage.Teacher, &c.Model, "image", len(s.Classes)); err != nil {
 			return nil, err
 		}
-	}
-	if s.Store, err = model.NewStore(backend, &c.Model, c.Seed); err != nil {
-		return nil, err
 	}
 	prec, err := model.ParsePrecision(c.Precision)
 	if err != nil {
 		return nil, err
 	}
 	model.SetPrecision(s.Store, prec)
-	s.Trainer, err = train.NewTrainer(backend, s.Store, LossFn(&c), train.Config{
-		Optimizer: c.Optimizer, Mask: c.Mask, SharedPrefix: "/" + model.EncoderScope, Seed: c.Seed,
-		Devices: c.Devices, Mesh: c.Mesh,
-	})
-	if err != nil {
+	if s.Trainer, err = NewTrainer(backend, s.Store, &c, s.Teachers); err != nil {
 		return nil, err
 	}
 	s.Config = c
@@ -126,27 +122,6 @@ func LoadImages(spec string) (*images.Dataset, error) {
 		return train, err
 	}
 	return images.Open(spec, "train")
-}
-
-// loadTeacher loads a frozen teacher and finds its head of the given kind.
-func loadTeacher(backend compute.Backend, dir, kind string, outputs int) (*infer.Predictor, string, error) {
-	m, err := checkpoint.LoadDir(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("teacher: %w", err)
-	}
-	for _, h := range m.Config.TaskHeads {
-		if h.Kind == kind {
-			if h.Outputs != outputs {
-				return nil, "", fmt.Errorf("teacher %s: head %q has %d outputs, the student's task has %d", dir, h.Name, h.Outputs, outputs)
-			}
-			p, err := infer.New(backend, m)
-			if err != nil {
-				return nil, "", fmt.Errorf("teacher %s: %w", dir, err)
-			}
-			return p, h.Name, nil
-		}
-	}
-	return nil, "", fmt.Errorf("teacher %s has no %s head", dir, kind)
 }
 
 // Run trains according to c, writing metrics, checkpoints and the final
