@@ -196,6 +196,11 @@ func TestTeachersRunInGraph(t *testing.T) {
 			t.Errorf("%s distillation loss %.6g, host KL from separate forward passes %.6g", l.name, l.got, l.want)
 		}
 	}
+	for v := range s.Store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/optimizer/") && (strings.Contains(v.Path(), "/"+TextTeacherScope+"/") || strings.Contains(v.Path(), "/"+ImageTeacherScope+"/")) {
+			t.Errorf("the optimiser trains a teacher variable: %s", v.Path())
+		}
+	}
 	v, _ = frozen.Value()
 	after := values(t, v)
 	for i := range after {
