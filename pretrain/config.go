@@ -61,6 +61,12 @@ type Config struct {
 	// Precision of the matrix products: "f32" (default) or "bf16" (mixed
 	// precision; weights and optimiser state stay float32).
 	Precision string `json:"precision"`
+	// TiedMLM makes the MLM head's output layer the word-embedding matrix
+	// (transposed) plus its own bias, as BERT does (model.HeadConfig.Tied):
+	// every vocabulary row then learns from the input side too, which a
+	// small run needs, since an untied 30,522-way output layer sees only a
+	// few training signals per row.
+	TiedMLM bool `json:"tied_mlm"`
 
 	Optimizer train.OptimizerConfig `json:"optimizer"`
 	Mask      train.MaskConfig      `json:"gradient_mask"`
@@ -97,6 +103,8 @@ const (
 // Preset returns the configuration of a named preset: "tiny" trains in
 // minutes on two CPU cores (images 28×28 grey in 4×4 patches, texts of 64
 // tokens), "small" is four times wider, "base" is BERT-base / ViT-B/16.
+// tiny and small tie the MLM output to the word embeddings (TiedMLM); base
+// keeps the paper's untied head.
 func Preset(name string) (Config, error) {
 	c := Config{
 		Mode: ModeJoint, Preset: name, Seed: 1, Precision: string(model.PrecisionF32),
@@ -115,6 +123,7 @@ func Preset(name string) (Config, error) {
 		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
 		c.Optimizer.LearningRate = 1e-3
 		c.CheckpointEvery = 100
+		c.TiedMLM = true
 	case "small":
 		c.Model = model.Tiny()
 		c.Model.Hidden, c.Model.Layers, c.Model.MLP, c.Model.MaxTextLength = 256, 4, 1024, 128
@@ -123,6 +132,7 @@ func Preset(name string) (Config, error) {
 		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
 		c.Optimizer.LearningRate = 5e-4
 		c.CheckpointEvery = 250
+		c.TiedMLM = true
 	case "base":
 		c.Model = model.Base()
 		c.Steps, c.TextBatch, c.ImageBatch = 100000, 256, 256

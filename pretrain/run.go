@@ -70,7 +70,9 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 		if s.Stream.Text, err = NewTextData(&c, tok, docs); err != nil {
 			return nil, fmt.Errorf("corpus %s: %w", c.Data.Corpus, err)
 		}
-		c.Model.AddHead(model.PaperHead(MLMHead, model.HeadMLM, "text", c.Model.VocabSize))
+		h := model.PaperHead(MLMHead, model.HeadMLM, "text", c.Model.VocabSize)
+		h.Tied = c.TiedMLM
+		c.Model.AddHead(h)
 	}
 	if c.HasImage() {
 		ds, err := LoadImages(c.Data.Images)

@@ -209,3 +209,32 @@ func TestTeachersRunInGraph(t *testing.T) {
 		}
 	}
 }
+
+// The small presets tie the MLM output layer to the word embeddings; the
+// head then has its own bias and no output matrix.
+func TestTiedMLMPreset(t *testing.T) {
+	for name, want := range map[string]bool{"tiny": true, "small": true, "base": false} {
+		c, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.TiedMLM != want {
+			t.Errorf("preset %s: tied_mlm %v, want %v", name, c.TiedMLM, want)
+		}
+	}
+	for _, tied := range []bool{true, false} {
+		c := micro(t, ModeText, 1)
+		c.TiedMLM = tied
+		s, err := NewSetup(compute.MustNew(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := s.Config.Model.Head(MLMHead)
+		hasMatrix := s.Store.GetVariable("/heads/mlm/output/dense/weights") != nil
+		hasBias := s.Store.GetVariable("/heads/mlm/output/biases") != nil
+		if h.Tied != tied || hasMatrix == tied || hasBias != tied {
+			t.Errorf("tied_mlm %v: head tied %v, output matrix %v, own bias %v", tied, h.Tied, hasMatrix, hasBias)
+		}
+		s.Trainer.Close()
+	}
+}
