@@ -80,6 +80,11 @@ type Config struct {
 
 	DistillText  Distill `json:"distill_text"`
 	DistillImage Distill `json:"distill_image"`
+	// TeacherStepsFactor is how much longer than the students a
+	// reproduction trains the single-modality teachers it distils from
+	// (TeacherSteps); the paper's teachers are fully trained models. 0 or 1:
+	// as long as the students.
+	TeacherStepsFactor float64 `json:"teacher_steps_factor"`
 
 	Data Data `json:"data"`
 
@@ -103,12 +108,13 @@ const (
 // Preset returns the configuration of a named preset: "tiny" trains in
 // minutes on two CPU cores (images 28×28 grey in 4×4 patches, texts of 64
 // tokens), "small" is four times wider, "base" is BERT-base / ViT-B/16.
-// tiny and small tie the MLM output to the word embeddings (TiedMLM); base
-// keeps the paper's untied head.
+// tiny and small tie the MLM output to the word embeddings (TiedMLM; base
+// keeps the paper's untied head) and train teachers 3× longer than students.
+// Gradient masking ranks globally (see train.RankGlobal).
 func Preset(name string) (Config, error) {
 	c := Config{
 		Mode: ModeJoint, Preset: name, Seed: 1, Precision: string(model.PrecisionF32),
-		Mask:      train.MaskConfig{FinalSparsity: 0.5, Increment: 0.1, Ranking: train.RankPerTensor},
+		Mask:      train.MaskConfig{FinalSparsity: 0.5, Increment: 0.1, Ranking: train.RankGlobal},
 		MaskStart: 0.1, MaskSpan: 0.6, WarmupFrac: 0.1,
 		DistillText:  Distill{Alpha: 0.5, Tau: 2},
 		DistillImage: Distill{Alpha: 0.5, Tau: 2},
@@ -123,7 +129,7 @@ func Preset(name string) (Config, error) {
 		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
 		c.Optimizer.LearningRate = 1e-3
 		c.CheckpointEvery = 100
-		c.TiedMLM = true
+		c.TiedMLM, c.TeacherStepsFactor = true, 3
 	case "small":
 		c.Model = model.Tiny()
 		c.Model.Hidden, c.Model.Layers, c.Model.MLP, c.Model.MaxTextLength = 256, 4, 1024, 128
@@ -132,7 +138,7 @@ func Preset(name string) (Config, error) {
 		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
 		c.Optimizer.LearningRate = 5e-4
 		c.CheckpointEvery = 250
-		c.TiedMLM = true
+		c.TiedMLM, c.TeacherStepsFactor = true, 3
 	case "base":
 		c.Model = model.Base()
 		c.Steps, c.TextBatch, c.ImageBatch = 100000, 256, 256
@@ -145,6 +151,12 @@ func Preset(name string) (Config, error) {
 	}
 	c.Optimizer.WarmupSteps = 0 // derived from WarmupFrac by Finish
 	return c, nil
+}
+
+// TeacherSteps is the length of a teacher run: TeacherStepsFactor × Steps,
+// rounded, and never fewer than Steps.
+func (c *Config) TeacherSteps() int {
+	return max(c.Steps, int(c.TeacherStepsFactor*float64(c.Steps)+0.5))
 }
 
 // MaxPredictions is the fixed number of MLM positions per text: round(0.15·L).
@@ -216,6 +228,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DistillText.Teacher != "" && !c.HasText() || c.DistillImage.Teacher != "" && !c.HasImage() {
 		return fmt.Errorf("a teacher is set for a task that mode %s does not train", c.Mode)
+	}
+	if c.TeacherStepsFactor < 0 {
+		return fmt.Errorf("teacher_steps_factor must be >= 0, got %g", c.TeacherStepsFactor)
 	}
 	if c.Data.MaskProb <= 0 || c.Data.MaskProb >= 1 {
 		return fmt.Errorf("data.mask_prob must be in (0,1), got %g", c.Data.MaskProb)
