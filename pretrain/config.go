@@ -43,6 +43,11 @@ type Data struct {
 	Images string `json:"images"`
 	// MaskProb is BERT's masking rate.
 	MaskProb float64 `json:"mask_prob"`
+	// HeldOut is the share of the corpus's documents (whole documents) and
+	// of the training images kept out of training, for the held-out
+	// metrics; the split is fixed, whatever the seed (SplitDocuments,
+	// SplitImages). 0 trains on everything.
+	HeldOut float64 `json:"held_out"`
 	// Augment: random crop with this padding (0: none) and horizontal flips.
 	CropPad int  `json:"crop_pad"`
 	Flip    bool `json:"flip"`
@@ -88,6 +93,12 @@ type Config struct {
 
 	Data Data `json:"data"`
 
+	// EvalEvery K steps (and after the last), the held-out MLM loss and
+	// accuracy and image loss and top-1 join the metrics line (0: never).
+	// Each evaluation scores up to EvalExamples held-out texts and images.
+	EvalEvery    int `json:"eval_every"`
+	EvalExamples int `json:"eval_examples"`
+
 	CheckpointEvery int `json:"checkpoint_every"`
 	KeepCheckpoints int `json:"keep_checkpoints"`
 	LogEvery        int `json:"log_every"`
@@ -118,7 +129,8 @@ func Preset(name string) (Config, error) {
 		MaskStart: 0.1, MaskSpan: 0.6, WarmupFrac: 0.1,
 		DistillText:  Distill{Alpha: 0.5, Tau: 2},
 		DistillImage: Distill{Alpha: 0.5, Tau: 2},
-		Data:         Data{Corpus: "embedded", Images: "embedded", MaskProb: 0.15},
+		Data:         Data{Corpus: "embedded", Images: "embedded", MaskProb: 0.15, HeldOut: 0.05},
+		EvalExamples: 512,
 		LogEvery:     1, KeepCheckpoints: 2,
 	}
 	switch name {
@@ -228,6 +240,23 @@ func (c *Config) Validate() error {
 	}
 	if c.DistillText.Teacher != "" && !c.HasText() || c.DistillImage.Teacher != "" && !c.HasImage() {
 		return fmt.Errorf("a teacher is set for a task that mode %s does not train", c.Mode)
+	}
+	if c.Data.HeldOut < 0 || c.Data.HeldOut >= 1 {
+		return fmt.Errorf("data.held_out must be in [0,1), got %g", c.Data.HeldOut)
+	}
+	if c.EvalEvery < 0 {
+		return fmt.Errorf("eval_every must be >= 0, got %d", c.EvalEvery)
+	}
+	if c.EvalEvery > 0 {
+		if c.Data.HeldOut == 0 {
+			return fmt.Errorf("eval_every %d needs held-out data: set data.held_out > 0", c.EvalEvery)
+		}
+		if c.EvalExamples <= 0 {
+			return fmt.Errorf("eval_examples must be positive, got %d", c.EvalExamples)
+		}
+		if c.Devices > 1 || c.Mesh {
+			return fmt.Errorf("held-out evaluation (eval_every) runs on one device; it is not supported with devices %d / mesh", c.Devices)
+		}
 	}
 	if c.TeacherStepsFactor < 0 {
 		return fmt.Errorf("teacher_steps_factor must be >= 0, got %g", c.TeacherStepsFactor)

@@ -18,6 +18,7 @@ const labelPad = -1
 // TextData is the MLM side: packed sequences and their batcher, masked
 // afresh every epoch from (seed, epoch, sequence).
 type TextData struct {
+	Seqs    []texts.Sequence // the packed sequences
 	Batcher *texts.Batcher
 	Tok     *text.Tokenizer
 	P       int // predictions per sequence
@@ -75,7 +76,7 @@ func NewTextData(c *Config, tok *text.Tokenizer, docs []texts.Document) (*TextDa
 	if err != nil {
 		return nil, err
 	}
-	return &TextData{Batcher: b, Tok: tok, P: P}, nil
+	return &TextData{Seqs: seqs, Batcher: b, Tok: tok, P: P}, nil
 }
 
 // textInputs turns a batch into the model's text inputs: ids, segments,
@@ -97,6 +98,23 @@ func (d *TextData) textInputs(tb *texts.TextBatch) (ids, seg, mask, pos, lab [][
 		pos, lab, w = append(pos, p), append(lab, l), append(w, ww)
 	}
 	return
+}
+
+// inputs returns the text inputs of a batch.
+func (d *TextData) inputs(epoch, step int) (*TextInputs[*tensors.Tensor], error) {
+	tb, err := d.Batcher.Batch(epoch, step)
+	if err != nil {
+		return nil, err
+	}
+	ids, seg, mask, pos, lab, w := d.textInputs(tb)
+	return &TextInputs[*tensors.Tensor]{IDs: i32(ids), Segments: i32(seg), Mask: i32(mask),
+		Positions: i32(pos), Labels: i32(lab), Weights: f32(w)}, nil
+}
+
+// imageInputs returns the image inputs of a batch.
+func imageInputs(b *images.Batch) *ImageInputs[*tensors.Tensor] {
+	return &ImageInputs[*tensors.Tensor]{Pixels: tensors.FromFlatDataAndDimensions(b.Pixels, b.B, b.C, b.H, b.W),
+		Labels: tensors.FromFlatDataAndDimensions(b.Labels, b.B)}
 }
 
 // Cursor is a resumable position in an endless sequence of epochs.
@@ -154,13 +172,10 @@ func (s *Stream) Next() ([]*tensors.Tensor, error) {
 func (s *Stream) NextInputs() (HostInputs, error) {
 	var in HostInputs
 	if s.Text != nil {
-		tb, err := s.Text.Batcher.Batch(s.TextPos.Epoch, s.TextPos.Step)
-		if err != nil {
+		var err error
+		if in.Text, err = s.Text.inputs(s.TextPos.Epoch, s.TextPos.Step); err != nil {
 			return in, err
 		}
-		ids, seg, mask, pos, lab, w := s.Text.textInputs(tb)
-		in.Text = &TextInputs[*tensors.Tensor]{IDs: i32(ids), Segments: i32(seg), Mask: i32(mask),
-			Positions: i32(pos), Labels: i32(lab), Weights: f32(w)}
 		s.TextPos.Advance(s.Text.Batcher.StepsPerEpoch())
 	}
 	if s.Images != nil {
@@ -168,8 +183,7 @@ func (s *Stream) NextInputs() (HostInputs, error) {
 		if err != nil {
 			return in, err
 		}
-		in.Image = &ImageInputs[*tensors.Tensor]{Pixels: tensors.FromFlatDataAndDimensions(ib.Pixels, ib.B, ib.C, ib.H, ib.W),
-			Labels: tensors.FromFlatDataAndDimensions(ib.Labels, ib.B)}
+		in.Image = imageInputs(ib)
 		s.ImagePos.Advance(s.Images.StepsPerEpoch())
 	}
 	return in, nil

@@ -12,6 +12,7 @@ import (
 	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
+	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
 	"github.com/vitbert/vitbert/train"
@@ -46,6 +47,11 @@ type Setup struct {
 	Trainer  *train.Trainer
 	Stream   *Stream
 	Classes  []string
+	Data     DataRecord // the data split and the corpus's statistics
+
+	heldText   *TextData      // held-out texts (nil: none)
+	heldImages *images.Loader // held-out images (nil: none)
+	eval       *evaluator     // nil unless Config.EvalEvery > 0
 }
 
 // NewSetup loads data and teachers, builds the model and compiles nothing yet.
@@ -67,9 +73,30 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loading the corpus: %w", err)
 		}
-		if s.Stream.Text, err = NewTextData(&c, tok, docs); err != nil {
+		trainDocs, heldDocs := SplitDocuments(docs, c.Data.HeldOut)
+		if s.Stream.Text, err = NewTextData(&c, tok, trainDocs); err != nil {
 			return nil, fmt.Errorf("corpus %s: %w", c.Data.Corpus, err)
 		}
+		var held *TextData
+		if len(heldDocs) > 0 {
+			hc := c
+			hc.Seed = heldOutSeed
+			if held, err = NewTextData(&hc, tok, heldDocs); err != nil {
+				return nil, fmt.Errorf("corpus %s, %d held-out documents: %w (raise data.held_out)", c.Data.Corpus, len(heldDocs), err)
+			}
+			s.heldText = held
+		}
+		tr := &textRecord{Documents: len(docs), Sequences: len(s.Stream.Text.Seqs), VocabSize: tok.VocabSize()}
+		for _, d := range heldDocs {
+			tr.HeldOutDocuments = append(tr.HeldOutDocuments, d.Source)
+		}
+		var heldSeqs []texts.Sequence
+		if held != nil {
+			heldSeqs = held.Seqs
+			tr.HeldOutSequences = len(heldSeqs)
+		}
+		tr.Unigram = unigramStats(s.Stream.Text.Seqs, heldSeqs, tok.IsSpecial, tok.VocabSize())
+		s.Data.Text = tr
 		h := model.PaperHead(MLMHead, model.HeadMLM, "text", c.Model.VocabSize)
 		h.Tied = c.TiedMLM
 		c.Model.AddHead(h)
@@ -80,7 +107,20 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 			return nil, fmt.Errorf("loading the images: %w", err)
 		}
 		s.Classes = ds.Classes
-		s.Stream.Images, err = images.NewLoader(ds, images.LoaderConfig{
+		trainDS, heldDS, err := SplitImages(ds, c.Data.HeldOut)
+		if err != nil {
+			return nil, err
+		}
+		s.Data.Image = &imageRecord{Train: trainDS.N}
+		if heldDS != nil {
+			s.Data.Image.HeldOut = heldDS.N
+			if s.heldImages, err = images.NewLoader(heldDS, images.LoaderConfig{
+				BatchSize: c.ImageBatch, Size: c.Model.ImageSize, Channels: c.Model.Channels,
+			}); err != nil {
+				return nil, fmt.Errorf("held-out images: %w", err)
+			}
+		}
+		s.Stream.Images, err = images.NewLoader(trainDS, images.LoaderConfig{
 			BatchSize: c.ImageBatch, Size: c.Model.ImageSize, Channels: c.Model.Channels, Train: true,
 			Augment: images.Augment{Pad: c.Data.CropPad, Flip: c.Data.Flip}, Seed: uint64(c.Seed),
 		})
@@ -113,8 +153,21 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 	if s.Trainer, err = NewTrainer(backend, s.Store, &c, s.Teachers); err != nil {
 		return nil, err
 	}
+	if c.EvalEvery > 0 {
+		if s.eval, err = newEvaluator(backend, s.Store, &c, s.heldText, s.heldImages); err != nil {
+			return nil, err
+		}
+	}
 	s.Config = c
 	return s, nil
+}
+
+// evaluate is the loop's held-out evaluation (nil without one).
+func (s *Setup) evaluate(step int) (map[string]float64, error) {
+	if s.eval == nil {
+		return nil, nil
+	}
+	return s.eval.evaluate(step)
 }
 
 // LoadImages opens the training split of an image data set.
@@ -140,6 +193,9 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 	if err := os.WriteFile(filepath.Join(opt.OutDir, "config.json"), []byte(c.JSON()+"\n"), 0o644); err != nil {
 		return err
 	}
+	if err := s.Data.write(opt.OutDir); err != nil {
+		return err
+	}
 	batch := 0
 	if c.HasText() {
 		batch += c.TextBatch
@@ -163,6 +219,7 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 		OnStep: onStep,
 		OutDir: opt.OutDir, TotalSteps: total, CheckpointEvery: c.CheckpointEvery,
 		KeepCheckpoints: c.KeepCheckpoints, LogEvery: c.LogEvery, BatchSize: batch, RunConfig: c,
+		EvalEvery: c.EvalEvery, Evaluate: s.evaluate,
 		Progress: opt.Progress, Quiet: opt.Quiet, CatchSignals: opt.Signals,
 	})
 	if err != nil {

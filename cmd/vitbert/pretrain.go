@@ -46,6 +46,7 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 	tauImage := fs.Float64("tau-image", 0, "image distillation temperature τ")
 	corpus := fs.String("corpus", "", "MLM corpus: embedded, or comma-separated .txt files/folders")
 	imgs := fs.String("images", "", "image data: embedded, or a path (IDX, CIFAR, ImageFolder)")
+	evalEvery := fs.Int("eval-every", 0, "every K steps, log the held-out MLM loss/accuracy and image loss/top-1 into metrics.jsonl (0: never)")
 	ckEvery := fs.Int("checkpoint-every", 0, "steps between checkpoints")
 	keep := fs.Int("keep", 0, "checkpoints to keep")
 	devices := fs.Int("devices", 0, "data-parallel training over this many devices of the backend (XLA, docs/gpu.md); batches are split evenly")
@@ -124,6 +125,9 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 		}
 		if *imgs != "" {
 			c.Data.Images = *imgs
+		}
+		if set["eval-every"] {
+			c.EvalEvery = *evalEvery
 		}
 		if *ckEvery > 0 {
 			c.CheckpointEvery = *ckEvery
