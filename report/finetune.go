@@ -70,6 +70,7 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		pc.Steps, pc.CheckpointEvery = 100, 0
 		pc.Model.MaxTextLength = 64
 		p.FinetuneSteps, p.EvalEvery = 100, 50
+		pc.EvalEvery = 100 // held-out pre-training metrics at the end
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (2k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
@@ -79,6 +80,7 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		pc.Data.Corpus = filepath.Join(dataDir, "sotu") + "," + filepath.Join(dataDir, "moby-dick")
 		pc.Data.Images = filepath.Join(dataDir, "fashion-mnist")
 		p.FinetuneSteps, p.EvalEvery = 200, 100
+		pc.EvalEvery = 100 // held-out pre-training metrics every 100 steps
 		p.Seeds = []int{1, 2, 3}
 		p.Ablations = true
 		p.Tasks = []TaskRef{
