@@ -2,9 +2,10 @@
 // model sizes with random inputs of the right shapes, the same workload as the
 // PyTorch reference in benchmarks/pytorch/bench.py.
 //
-// A training step is the full pre-training step of the joint model: frozen
-// text and image teachers run forward on the batch (in the same compiled
-// graph), the student's MLM and image-classification losses are distillation
+// A training step is the pre-training step of the joint model as
+// pretrain.NewTrainer builds it for `vitbert pretrain`: frozen text and image
+// teachers (random here) run forward on the batch in the same compiled graph,
+// the student's MLM and image-classification losses are distillation
 // losses ((1−α)·CE + α·τ²·KL, α=0.5, τ=2), and AdamW (lr 1e-4, weight decay
 // 0.01 on matrices, global-norm clipping at 1) updates the student.
 //

@@ -28,9 +28,8 @@ type Stateful interface {
 }
 
 // Batches feeds the loop: Next returns the inputs of the next step, in the
-// order the LossFn expects (teacher logits included when distilling). Its
-// State is saved with every checkpoint, so that a resumed run sees the same
-// batches as an uninterrupted one.
+// order the LossFn expects. Its State is saved with every checkpoint, so
+// that a resumed run sees the same batches as an uninterrupted one.
 type Batches interface {
 	Stateful
 	Next() ([]*tensors.Tensor, error)

@@ -25,10 +25,10 @@ type Losses struct {
 }
 
 // LossFn builds the losses of one training batch. inputs are the batch
-// tensors in the order given to Trainer.Step (texts, masks, pixels, labels,
-// teacher logits when distilling...). Variables are created under the
-// scope: "/encoder/..." is the shared encoder, "/text", "/image" and
-// "/heads/<name>" modality- and task-specific parts.
+// tensors in the order given to Trainer.Step (pretrain.Inputs names them).
+// Variables are created under the scope: "/encoder/..." is the shared
+// encoder, "/text", "/image" and "/heads/<name>" modality- and task-specific
+// parts; frozen models (teachers) live under the scopes of Config.Frozen.
 type LossFn func(scope *model.Scope, g *Graph, inputs []*Node) Losses
 
 // DefaultSharedPrefix is the scope of the shared encoder.
