@@ -119,6 +119,16 @@ func TestHeldOutMetrics(t *testing.T) {
 	}
 	last := rows[len(rows)-1]
 
+	// A run stopped early (to be resumed) evaluates only where an
+	// uninterrupted one does.
+	stopped := filepath.Join(t.TempDir(), "stopped")
+	run(t, c, stopped, Options{StopAfter: 5})
+	for _, r := range readMetrics(t, stopped) {
+		if _, ok := r[MetricHeldOutTextLoss]; ok && r["step"] != 4 {
+			t.Errorf("the stopped run evaluated at step %v", r["step"])
+		}
+	}
+
 	// The reference: the saved model on the held-out batches.
 	s, err := NewSetup(compute.MustNew(), c)
 	if err != nil {

@@ -162,9 +162,11 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 	return s, nil
 }
 
-// evaluate is the loop's held-out evaluation (nil without one).
+// evaluate is the loop's held-out evaluation: every EvalEvery steps and at
+// the last step of the schedule (not where a run is stopped early, so that
+// a stopped and resumed run logs what an uninterrupted one does).
 func (s *Setup) evaluate(step int) (map[string]float64, error) {
-	if s.eval == nil {
+	if s.eval == nil || step%s.Config.EvalEvery != 0 && step != s.Config.Steps {
 		return nil, nil
 	}
 	return s.eval.evaluate(step)
