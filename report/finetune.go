@@ -71,6 +71,9 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		pc.Model.MaxTextLength = 64
 		p.FinetuneSteps, p.EvalEvery = 100, 50
 		pc.EvalEvery = 100 // held-out pre-training metrics at the end
+		// Within the demo's time budget the single-modality rows are the
+		// teachers (the tiny reproduction trains longer teachers).
+		pc.TeacherStepsFactor = 1
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (2k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},

@@ -14,9 +14,14 @@ import (
 func TestPlanRecordResolved(t *testing.T) {
 	p := microPlan(t)
 	p.Pretrain.Steps = 40
-	if p.Pretrain.TeacherStepsFactor != 3 {
-		t.Fatalf("teacher_steps_factor %g in the plan, want the tiny preset's 3", p.Pretrain.TeacherStepsFactor)
+	tiny, err := PlanPreset("tiny", "data")
+	if err != nil {
+		t.Fatal(err)
 	}
+	if f := tiny.Pretrain.TeacherStepsFactor; f != 3 {
+		t.Fatalf("teacher_steps_factor %g in the tiny plan, want the tiny preset's 3", f)
+	}
+	p.Pretrain.TeacherStepsFactor = 3
 	r := &Runner{Plan: p, Out: t.TempDir()}
 	rec := r.Record(MainVariants())
 	if o := rec.Pretrain.Optimizer; o.TotalSteps != 40 || o.WarmupSteps != 4 {
