@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
@@ -32,12 +30,6 @@ const (
 	clsID  = 101
 	sepID  = 102
 	maskID = 103
-)
-
-// Scopes of the frozen teachers in the benchmark's store.
-const (
-	TextTeacherScope  = "teacher_text"
-	ImageTeacherScope = "teacher_image"
 )
 
 // Gradient-mask variables (see train/gradmask.go): the mask of a shared
@@ -89,14 +81,11 @@ type Result struct {
 	TimesMs []float64 `json:"times_ms,omitempty"`
 }
 
-// Batch is one step's random inputs.
+// Batch is one step's random inputs: the text and image inputs of the
+// pre-training step.
 type Batch struct {
-	IDs, Segments, Mask    *tensors.Tensor // int32 [Bt, L]
-	Positions, Labels      *tensors.Tensor // int32 [Bt, P]
-	Weights                *tensors.Tensor // float32 [Bt, P]
-	Pixels                 *tensors.Tensor // float32 [Bi, C, H, W]
-	ImageLabels            *tensors.Tensor // int32 [Bi]
-	NumPadded, NumMaskedOK int             // padding tokens; masked positions that are real tokens
+	pretrain.HostInputs
+	NumPadded, NumMaskedOK int // padding tokens; masked positions that are real tokens
 }
 
 // NewBatch draws the inputs the reference draws: ids uniform in
@@ -157,28 +146,39 @@ func (p *Preset) NewBatch(seed int64) *Batch {
 	for i := range il {
 		il[i] = int32(rng.IntN(p.Classes))
 	}
-	b.IDs = tensors.FromFlatDataAndDimensions(ids, Bt, L)
-	b.Segments = tensors.FromFlatDataAndDimensions(seg, Bt, L)
-	b.Mask = tensors.FromFlatDataAndDimensions(mask, Bt, L)
-	b.Positions = tensors.FromFlatDataAndDimensions(pos, Bt, P)
-	b.Labels = tensors.FromFlatDataAndDimensions(lab, Bt, P)
-	b.Weights = tensors.FromFlatDataAndDimensions(w, Bt, P)
-	b.Pixels = tensors.FromFlatDataAndDimensions(px, p.ImageBatch, p.Channels, p.ImageSize, p.ImageSize)
-	b.ImageLabels = tensors.FromFlatDataAndDimensions(il, p.ImageBatch)
+	b.Text = &pretrain.TextInputs[*tensors.Tensor]{
+		IDs:       tensors.FromFlatDataAndDimensions(ids, Bt, L),
+		Segments:  tensors.FromFlatDataAndDimensions(seg, Bt, L),
+		Mask:      tensors.FromFlatDataAndDimensions(mask, Bt, L),
+		Positions: tensors.FromFlatDataAndDimensions(pos, Bt, P),
+		Labels:    tensors.FromFlatDataAndDimensions(lab, Bt, P),
+		Weights:   tensors.FromFlatDataAndDimensions(w, Bt, P),
+	}
+	b.Image = &pretrain.ImageInputs[*tensors.Tensor]{
+		Pixels: tensors.FromFlatDataAndDimensions(px, p.ImageBatch, p.Channels, p.ImageSize, p.ImageSize),
+		Labels: tensors.FromFlatDataAndDimensions(il, p.ImageBatch),
+	}
 	return b
 }
 
-// createPrefixed declares the variables of model c under prefix in store,
-// with the model's initialisation, as frozen (non-trainable) variables.
-func createPrefixed(store *mlmodel.Store, c *model.Config, prefix string) {
-	for _, v := range model.Variables(c) {
-		store.VariableWithShape("/"+prefix+v.Path, shapes.Make(dtypes.Float32, v.Shape...), model.Initializer(store, v.Path)).SetTrainable(false)
+// Teachers are the frozen, randomly initialised text and image teachers of
+// the training modes.
+func (p *Preset) Teachers() (pretrain.Teachers, error) {
+	sc, tc, ic := p.ModelConfig(), p.TextTeacherConfig(), p.ImageTeacherConfig()
+	tt, err := pretrain.NewTeacher(&tc, &sc, "text", p.Vocab)
+	if err != nil {
+		return pretrain.Teachers{}, err
 	}
+	it, err := pretrain.NewTeacher(&ic, &sc, "image", p.Classes)
+	if err != nil {
+		return pretrain.Teachers{}, err
+	}
+	return pretrain.Teachers{Text: tt, Image: it}, nil
 }
 
-// NewStore holds the student (at the root) and, for training modes, the two
-// frozen teachers under TextTeacherScope and ImageTeacherScope.
-func (p *Preset) NewStore(backend compute.Backend, teachers bool, seed int64) (*mlmodel.Store, error) {
+// NewStore holds the student (at the root) and the given teachers under
+// pretrain.TextTeacherScope and pretrain.ImageTeacherScope.
+func (p *Preset) NewStore(backend compute.Backend, t pretrain.Teachers, seed int64) (*mlmodel.Store, error) {
 	sc := p.ModelConfig()
 	store := mlmodel.NewStore()
 	if err := store.SetRNGStateFromSeed(seed); err != nil {
@@ -187,37 +187,20 @@ func (p *Preset) NewStore(backend compute.Backend, teachers bool, seed int64) (*
 	if err := model.CreateVariables(store, &sc); err != nil {
 		return nil, err
 	}
-	if teachers {
-		tc, ic := p.TextTeacherConfig(), p.ImageTeacherConfig()
-		createPrefixed(store, &tc, TextTeacherScope)
-		createPrefixed(store, &ic, ImageTeacherScope)
+	if t.Text != nil {
+		if err := pretrain.AddTeacher(store, pretrain.TextTeacherScope, t.Text, nil); err != nil {
+			return nil, err
+		}
+	}
+	if t.Image != nil {
+		if err := pretrain.AddTeacher(store, pretrain.ImageTeacherScope, t.Image, nil); err != nil {
+			return nil, err
+		}
 	}
 	if err := store.InitializeVariables(backend, nil); err != nil {
 		return nil, fmt.Errorf("initialising the benchmark model: %w", err)
 	}
 	return store, nil
-}
-
-// LossFn is pretrain.LossFn with the teachers' logits computed in the same
-// graph from the frozen teacher variables. Inputs: ids, segments, mask,
-// positions, labels, weights, pixels, image labels.
-func (p *Preset) LossFn() train.LossFn {
-	pc := p.PretrainConfig()
-	inner := pretrain.LossFn(&pc)
-	tc, ic := p.TextTeacherConfig(), p.ImageTeacherConfig()
-	return func(scope *mlmodel.Scope, g *Graph, in []*Node) train.Losses {
-		if len(in) != 8 {
-			exceptions.Panicf("benchmark step: got %d inputs, want 8", len(in))
-		}
-		ids, seg, mask, pos, lab, w, px, il := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7]
-		ts := scope.At(TextTeacherScope)
-		th, _ := tc.Head(pretrain.MLMHead)
-		zt := StopGradient(tc.HeadLogits(ts, th, model.GatherPositions(tc.EncodeText(ts, ids, seg, mask), pos)))
-		is := scope.At(ImageTeacherScope)
-		ih, _ := ic.Head(pretrain.ImageHead)
-		zi := StopGradient(ic.HeadLogits(is, ih, model.CLS(ic.EncodeImage(is, px))))
-		return inner(scope, g, []*Node{ids, seg, mask, pos, lab, w, zt, px, il, zi})
-	}
 }
 
 // stepper runs one step and waits for its result.
@@ -283,28 +266,30 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, opt Options) (
 	b := p.NewBatch(seed + 1)
 	switch mode {
 	case ModeJoint, ModeGradMask:
-		store, err := p.NewStore(backend, true, seed)
+		teachers, err := p.Teachers()
+		if err != nil {
+			return nil, nil, err
+		}
+		store, err := p.NewStore(backend, teachers, seed)
 		if err != nil {
 			return nil, nil, err
 		}
 		model.SetPrecision(store, precision)
-		cfg := train.Config{Optimizer: OptimizerConfig(), SharedPrefix: "/" + model.EncoderScope,
-			Frozen:  []string{"/" + TextTeacherScope, "/" + ImageTeacherScope},
-			Devices: opt.Devices, Mesh: opt.Mesh}
+		c := p.PretrainConfig()
+		c.Devices, c.Mesh = opt.Devices, opt.Mesh
 		if mode == ModeGradMask {
 			// Updates scheduled far away: the step accumulates |∇L_txt| as in
 			// training, and the mask set by ForceMask is used as it is.
-			cfg.Mask = train.MaskConfig{Enabled: true, FinalSparsity: maskRatio, Increment: maskRatio,
+			c.Mask = train.MaskConfig{Enabled: true, FinalSparsity: maskRatio, Increment: maskRatio,
 				StartStep: 1 << 29, EndStep: 1 << 30}
 		}
-		tr, err := train.NewTrainer(backend, store, p.LossFn(), cfg)
+		tr, err := pretrain.NewTrainer(backend, store, &c, teachers)
 		if err != nil {
 			return nil, nil, err
 		}
-		return &trainStepper{tr: tr, args: []*tensors.Tensor{b.IDs, b.Segments, b.Mask, b.Positions, b.Labels,
-			b.Weights, b.Pixels, b.ImageLabels}}, tr, nil
+		return &trainStepper{tr: tr, args: b.Flatten()}, tr, nil
 	case ModeInferImage, ModeInferText:
-		store, err := p.NewStore(backend, false, seed)
+		store, err := p.NewStore(backend, pretrain.Teachers{}, seed)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -317,13 +302,13 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, opt Options) (
 			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, px *Node) []*Node {
 				return withFirst(c.HeadLogits(scope, h, model.CLS(c.EncodeImage(scope, px))))
 			})
-			args = []any{b.Pixels}
+			args = []any{b.Image.Pixels}
 		} else {
 			h, _ := c.Head(pretrain.MLMHead)
 			exec, err = mlmodel.NewExec(backend, store, func(scope *mlmodel.Scope, ids, seg, mask, pos *Node) []*Node {
 				return withFirst(c.HeadLogits(scope, h, model.GatherPositions(c.EncodeText(scope, ids, seg, mask), pos)))
 			})
-			args = []any{b.IDs, b.Segments, b.Mask, b.Positions}
+			args = []any{b.Text.IDs, b.Text.Segments, b.Text.Mask, b.Text.Positions}
 		}
 		if err != nil {
 			return nil, nil, err

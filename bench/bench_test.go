@@ -89,10 +89,10 @@ func TestPresets(t *testing.T) {
 func TestBatch(t *testing.T) {
 	p, _ := Lookup("tiny")
 	b := p.NewBatch(3)
-	ids := tensors.MustCopyFlatData[int32](b.IDs)
-	mask := tensors.MustCopyFlatData[int32](b.Mask)
-	pos := tensors.MustCopyFlatData[int32](b.Positions)
-	lab := tensors.MustCopyFlatData[int32](b.Labels)
+	ids := tensors.MustCopyFlatData[int32](b.Text.IDs)
+	mask := tensors.MustCopyFlatData[int32](b.Text.Mask)
+	pos := tensors.MustCopyFlatData[int32](b.Text.Positions)
+	lab := tensors.MustCopyFlatData[int32](b.Text.Labels)
 	L, P := p.TextLen, p.Predictions()
 	if b.NumMaskedOK != p.TextBatch*P {
 		t.Errorf("%d of %d masked positions are real tokens", b.NumMaskedOK, p.TextBatch*P)

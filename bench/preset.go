@@ -2,9 +2,10 @@
 // model sizes with random inputs of the right shapes, the same workload as the
 // PyTorch reference in benchmarks/pytorch/bench.py.
 //
-// A training step is the full pre-training step of the joint model: frozen
-// text and image teachers run forward on the batch (in the same compiled
-// graph), the student's MLM and image-classification losses are distillation
+// A training step is the pre-training step of the joint model as
+// pretrain.NewTrainer builds it for `vitbert pretrain`: frozen text and image
+// teachers (random here) run forward on the batch in the same compiled graph,
+// the student's MLM and image-classification losses are distillation
 // losses ((1−α)·CE + α·τ²·KL, α=0.5, τ=2), and AdamW (lr 1e-4, weight decay
 // 0.01 on matrices, global-norm clipping at 1) updates the student.
 //
@@ -157,14 +158,15 @@ func (p *Preset) ImageTeacherConfig() model.Config {
 	return c
 }
 
-// PretrainConfig is the pre-training configuration whose loss function the
-// benchmark runs: joint mode, distillation on both tasks (α=0.5, τ=2).
+// PretrainConfig is the pre-training configuration whose step the benchmark
+// runs (pretrain.NewTrainer, with the teachers of Teachers): joint mode,
+// distillation on both tasks (α=0.5, τ=2), the reference's optimiser.
 func (p *Preset) PretrainConfig() pretrain.Config {
 	return pretrain.Config{
 		Mode: pretrain.ModeJoint, Preset: p.Name, Model: p.ModelConfig(), Steps: 1 << 30,
-		TextBatch: p.TextBatch, ImageBatch: p.ImageBatch, Seed: 1,
-		DistillText:  pretrain.Distill{Teacher: "in-graph", Alpha: 0.5, Tau: 2},
-		DistillImage: pretrain.Distill{Teacher: "in-graph", Alpha: 0.5, Tau: 2},
+		TextBatch: p.TextBatch, ImageBatch: p.ImageBatch, Seed: 1, Optimizer: OptimizerConfig(),
+		DistillText:  pretrain.Distill{Alpha: 0.5, Tau: 2},
+		DistillImage: pretrain.Distill{Alpha: 0.5, Tau: 2},
 		Data:         pretrain.Data{MaskProb: 0.15},
 	}
 }

@@ -51,6 +51,11 @@ type Data struct {
 	VocabSize int `json:"vocab_size"`
 	// MaskProb is BERT's masking rate.
 	MaskProb float64 `json:"mask_prob"`
+	// HeldOut is the share of the corpus's documents (whole documents) and
+	// of the training images kept out of training, for the held-out
+	// metrics; the split is fixed, whatever the seed (SplitDocuments,
+	// SplitImages). 0 trains on everything.
+	HeldOut float64 `json:"held_out"`
 	// Augment: random crop with this padding (0: none) and horizontal flips.
 	CropPad int  `json:"crop_pad"`
 	Flip    bool `json:"flip"`
@@ -69,6 +74,12 @@ type Config struct {
 	// Precision of the matrix products: "f32" (default) or "bf16" (mixed
 	// precision; weights and optimiser state stay float32).
 	Precision string `json:"precision"`
+	// TiedMLM makes the MLM head's output layer the word-embedding matrix
+	// (transposed) plus its own bias, as BERT does (model.HeadConfig.Tied):
+	// every vocabulary row then learns from the input side too, which a
+	// small run needs, since an untied 30,522-way output layer sees only a
+	// few training signals per row.
+	TiedMLM bool `json:"tied_mlm"`
 
 	Optimizer train.OptimizerConfig `json:"optimizer"`
 	Mask      train.MaskConfig      `json:"gradient_mask"`
@@ -82,8 +93,19 @@ type Config struct {
 
 	DistillText  Distill `json:"distill_text"`
 	DistillImage Distill `json:"distill_image"`
+	// TeacherStepsFactor is how much longer than the students a
+	// reproduction trains the single-modality teachers it distils from
+	// (TeacherSteps); the paper's teachers are fully trained models. 0 or 1:
+	// as long as the students.
+	TeacherStepsFactor float64 `json:"teacher_steps_factor"`
 
 	Data Data `json:"data"`
+
+	// EvalEvery K steps (and after the last), the held-out MLM loss and
+	// accuracy and image loss and top-1 join the metrics line (0: never).
+	// Each evaluation scores up to EvalExamples held-out texts and images.
+	EvalEvery    int `json:"eval_every"`
+	EvalExamples int `json:"eval_examples"`
 
 	CheckpointEvery int `json:"checkpoint_every"`
 	KeepCheckpoints int `json:"keep_checkpoints"`
@@ -105,14 +127,18 @@ const (
 // Preset returns the configuration of a named preset: "tiny" trains in
 // minutes on two CPU cores (images 28×28 grey in 4×4 patches, texts of 64
 // tokens), "small" is four times wider, "base" is BERT-base / ViT-B/16.
+// tiny and small tie the MLM output to the word embeddings (TiedMLM; base
+// keeps the paper's untied head) and train teachers 3× longer than students.
+// Gradient masking ranks globally (see train.RankGlobal).
 func Preset(name string) (Config, error) {
 	c := Config{
 		Mode: ModeJoint, Preset: name, Seed: 1, Precision: string(model.PrecisionF32),
-		Mask:      train.MaskConfig{FinalSparsity: 0.5, Increment: 0.1, Ranking: train.RankPerTensor},
+		Mask:      train.MaskConfig{FinalSparsity: 0.5, Increment: 0.1, Ranking: train.RankGlobal},
 		MaskStart: 0.1, MaskSpan: 0.6, WarmupFrac: 0.1,
 		DistillText:  Distill{Alpha: 0.5, Tau: 2},
 		DistillImage: Distill{Alpha: 0.5, Tau: 2},
-		Data:         Data{Corpus: "embedded", Images: "embedded", MaskProb: 0.15},
+		Data:         Data{Corpus: "embedded", Images: "embedded", MaskProb: 0.15, HeldOut: 0.05},
+		EvalExamples: 512,
 		LogEvery:     1, KeepCheckpoints: 2,
 	}
 	switch name {
@@ -123,6 +149,7 @@ func Preset(name string) (Config, error) {
 		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
 		c.Optimizer.LearningRate = 1e-3
 		c.CheckpointEvery = 100
+		c.TiedMLM, c.TeacherStepsFactor = true, 3
 	case "small":
 		c.Model = model.Tiny()
 		c.Model.Hidden, c.Model.Layers, c.Model.MLP, c.Model.MaxTextLength = 256, 4, 1024, 128
@@ -131,6 +158,7 @@ func Preset(name string) (Config, error) {
 		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
 		c.Optimizer.LearningRate = 5e-4
 		c.CheckpointEvery = 250
+		c.TiedMLM, c.TeacherStepsFactor = true, 3
 	case "base":
 		c.Model = model.Base()
 		c.Steps, c.TextBatch, c.ImageBatch = 100000, 256, 256
@@ -143,6 +171,12 @@ func Preset(name string) (Config, error) {
 	}
 	c.Optimizer.WarmupSteps = 0 // derived from WarmupFrac by Finish
 	return c, nil
+}
+
+// TeacherSteps is the length of a teacher run: TeacherStepsFactor × Steps,
+// rounded, and never fewer than Steps.
+func (c *Config) TeacherSteps() int {
+	return max(c.Steps, int(c.TeacherStepsFactor*float64(c.Steps)+0.5))
 }
 
 // MaxPredictions is the fixed number of MLM positions per text: round(0.15·L).
@@ -217,6 +251,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Data.Vocab != "" && c.Data.VocabSize != 0 || c.Data.VocabSize < 0 {
 		return fmt.Errorf("data: give either vocab (a tokenizer directory) or a positive vocab_size to train one, not %q and %d", c.Data.Vocab, c.Data.VocabSize)
+	}
+	if c.Data.HeldOut < 0 || c.Data.HeldOut >= 1 {
+		return fmt.Errorf("data.held_out must be in [0,1), got %g", c.Data.HeldOut)
+	}
+	if c.EvalEvery < 0 {
+		return fmt.Errorf("eval_every must be >= 0, got %d", c.EvalEvery)
+	}
+	if c.EvalEvery > 0 {
+		if c.Data.HeldOut == 0 {
+			return fmt.Errorf("eval_every %d needs held-out data: set data.held_out > 0", c.EvalEvery)
+		}
+		if c.EvalExamples <= 0 {
+			return fmt.Errorf("eval_examples must be positive, got %d", c.EvalExamples)
+		}
+		if c.Devices > 1 || c.Mesh {
+			return fmt.Errorf("held-out evaluation (eval_every) runs on one device; it is not supported with devices %d / mesh", c.Devices)
+		}
+	}
+	if c.TeacherStepsFactor < 0 {
+		return fmt.Errorf("teacher_steps_factor must be >= 0, got %g", c.TeacherStepsFactor)
 	}
 	if c.Data.MaskProb <= 0 || c.Data.MaskProb >= 1 {
 		return fmt.Errorf("data.mask_prob must be in (0,1), got %g", c.Data.MaskProb)

@@ -8,13 +8,13 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
-	"github.com/vitbert/vitbert/infer"
 	"github.com/vitbert/vitbert/text"
 )
 
 // TextData is the MLM side: packed sequences and their batcher, masked
 // afresh every epoch from (seed, epoch, sequence).
 type TextData struct {
+	Seqs    []texts.Sequence // the packed sequences
 	Batcher *texts.Batcher
 	Tok     *text.Tokenizer
 	P       int // predictions per sequence
@@ -65,7 +65,7 @@ func NewTextData(c *Config, tok *text.Tokenizer, docs []texts.Document) (*TextDa
 	if err != nil {
 		return nil, err
 	}
-	return &TextData{Batcher: b, Tok: tok, P: P}, nil
+	return &TextData{Seqs: seqs, Batcher: b, Tok: tok, P: P}, nil
 }
 
 // textInputs turns a batch into the model's text inputs: ids, segments,
@@ -83,6 +83,23 @@ func (d *TextData) textInputs(tb *texts.TextBatch) (ids, seg, mask, pos, lab [][
 	return
 }
 
+// inputs returns the text inputs of a batch.
+func (d *TextData) inputs(epoch, step int) (*TextInputs[*tensors.Tensor], error) {
+	tb, err := d.Batcher.Batch(epoch, step)
+	if err != nil {
+		return nil, err
+	}
+	ids, seg, mask, pos, lab, w := d.textInputs(tb)
+	return &TextInputs[*tensors.Tensor]{IDs: i32(ids), Segments: i32(seg), Mask: i32(mask),
+		Positions: i32(pos), Labels: i32(lab), Weights: f32(w)}, nil
+}
+
+// imageInputs returns the image inputs of a batch.
+func imageInputs(b *images.Batch) *ImageInputs[*tensors.Tensor] {
+	return &ImageInputs[*tensors.Tensor]{Pixels: tensors.FromFlatDataAndDimensions(b.Pixels, b.B, b.C, b.H, b.W),
+		Labels: tensors.FromFlatDataAndDimensions(b.Labels, b.B)}
+}
+
 // Cursor is a resumable position in an endless sequence of epochs.
 type Cursor struct {
 	Epoch, Step int
@@ -96,17 +113,13 @@ func (c *Cursor) Advance(stepsPerEpoch int) {
 	}
 }
 
-// Stream feeds the training loop: one text and/or one image batch per step,
-// with the teachers' logits when distilling. Its state is the two cursors:
-// every batch is a pure function of (seed, epoch, step), so a resumed run
-// sees exactly the batches of an uninterrupted one.
+// Stream feeds the training loop: one text and/or one image batch per step
+// (the teachers, if any, run inside the training graph). Its state is the
+// two cursors: every batch is a pure function of (seed, epoch, step), so a
+// resumed run sees exactly the batches of an uninterrupted one.
 type Stream struct {
-	Text         *TextData
-	Images       *images.Loader
-	TeacherText  *infer.Predictor
-	TeacherImage *infer.Predictor
-	TextHead     string // the teachers' head names
-	ImageHead    string
+	Text   *TextData
+	Images *images.Loader
 
 	TextPos, ImagePos Cursor
 }
@@ -129,40 +142,32 @@ func (s *Stream) Restore(state json.RawMessage) error {
 func i32(rows [][]int32) *tensors.Tensor   { return tensors.FromValue(rows) }
 func f32(rows [][]float32) *tensors.Tensor { return tensors.FromValue(rows) }
 
-// Next returns the inputs of the next step in the order LossFn reads them.
+// Next implements train.Batches: the next step's Inputs, flattened.
 func (s *Stream) Next() ([]*tensors.Tensor, error) {
-	var out []*tensors.Tensor
+	in, err := s.NextInputs()
+	if err != nil {
+		return nil, err
+	}
+	return in.Flatten(), nil
+}
+
+// NextInputs returns the inputs of the next step and advances the cursors.
+func (s *Stream) NextInputs() (HostInputs, error) {
+	var in HostInputs
 	if s.Text != nil {
-		tb, err := s.Text.Batcher.Batch(s.TextPos.Epoch, s.TextPos.Step)
-		if err != nil {
-			return nil, err
-		}
-		ids, seg, mask, pos, lab, w := s.Text.textInputs(tb)
-		out = append(out, i32(ids), i32(seg), i32(mask), i32(pos), i32(lab), f32(w))
-		if s.TeacherText != nil {
-			o, err := s.TeacherText.Text(s.TextHead, ids, seg, mask, pos)
-			if err != nil {
-				return nil, fmt.Errorf("text teacher: %w", err)
-			}
-			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
+		var err error
+		if in.Text, err = s.Text.inputs(s.TextPos.Epoch, s.TextPos.Step); err != nil {
+			return in, err
 		}
 		s.TextPos.Advance(s.Text.Batcher.StepsPerEpoch())
 	}
 	if s.Images != nil {
 		ib, err := s.Images.Batch(s.ImagePos.Epoch, s.ImagePos.Step)
 		if err != nil {
-			return nil, err
+			return in, err
 		}
-		out = append(out, tensors.FromFlatDataAndDimensions(ib.Pixels, ib.B, ib.C, ib.H, ib.W),
-			tensors.FromFlatDataAndDimensions(ib.Labels, ib.B))
-		if s.TeacherImage != nil {
-			o, err := s.TeacherImage.Image(s.ImageHead, ib.Pixels, ib.B)
-			if err != nil {
-				return nil, fmt.Errorf("image teacher: %w", err)
-			}
-			out = append(out, tensors.FromFlatDataAndDimensions(o.Logits, o.LogitsShape...))
-		}
+		in.Image = imageInputs(ib)
 		s.ImagePos.Advance(s.Images.StepsPerEpoch())
 	}
-	return out, nil
+	return in, nil
 }

@@ -64,6 +64,7 @@ func TestTextBatchesAreBERTInputs(t *testing.T) {
 func TestTrainedVocabularyGoesWithTheModel(t *testing.T) {
 	c := micro(t, ModeText, 1)
 	c.Data.VocabSize = 400
+	c.Data.HeldOut = 0.2
 	out := t.TempDir()
 	run(t, c, out, Options{})
 	m, err := checkpoint.LoadDir(filepath.Join(out, ModelDir))
@@ -81,12 +82,19 @@ func TestTrainedVocabularyGoesWithTheModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := Vocabulary(c.Data, docs)
+	// The vocabulary is learned from the training documents only.
+	trainDocs, _ := SplitDocuments(docs, c.Data.HeldOut)
+	want, err := Vocabulary(c.Data, trainDocs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !tok.SameVocabulary(want) {
-		t.Error("OUT/model does not carry the run's vocabulary")
+		t.Error("OUT/model does not carry the run's vocabulary, learned from the training documents")
+	}
+	if c.Data.HeldOut > 0 {
+		if all, err := Vocabulary(c.Data, docs); err == nil && all.SameVocabulary(tok) {
+			t.Error("the held-out documents went into the vocabulary")
+		}
 	}
 	for _, h := range m.Config.TaskHeads {
 		if h.Kind == model.HeadMLM && h.Outputs != 400 {

@@ -1,42 +1,35 @@
 package pretrain
 
 import (
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/train"
 )
 
-// LossFn builds the pre-training losses. Inputs, in order: for text, ids,
-// segments, attention mask [B, L], MLM positions, labels, weights [B, P] and,
-// when distilling, the teacher's logits [B, P, V]; for images, pixels
-// [B, C, H, W], labels [B] and, when distilling, the teacher's logits [B, K].
-func LossFn(c *Config) train.LossFn {
+// LossFn builds the pre-training losses of one step from its Inputs (see
+// Inputs.Flatten for the order the trainer passes them). A task with a
+// teacher is distilled: the teacher runs forward in the same graph, frozen.
+func LossFn(c *Config, t Teachers) train.LossFn {
 	mc := c.Model
-	return func(scope *mlmodel.Scope, g *Graph, in []*Node) train.Losses {
-		var l train.Losses
-		i := 0
-		if c.HasText() {
-			ids, seg, mask, pos, labels, weights := in[0], in[1], in[2], in[3], in[4], in[5]
-			i = 6
-			h, _ := mc.Head(MLMHead)
-			logits := mc.HeadLogits(scope, h, model.GatherPositions(mc.EncodeText(scope, ids, seg, mask), pos))
-			var teacher *Node
-			if c.DistillText.Teacher != "" {
-				teacher = in[i]
-				i++
-			}
-			l.Text = taskLoss(logits, teacher, labels, weights, c.DistillText)
+	return func(scope *mlmodel.Scope, g *Graph, flat []*Node) train.Losses {
+		in, err := UnflattenInputs(flat, c.HasText(), c.HasImage())
+		if err != nil {
+			exceptions.Panicf("pre-training step: %v", err)
 		}
-		if c.HasImage() {
-			pixels, labels := in[i], in[i+1]
+		z := t.logits(scope, in)
+		var l train.Losses
+		if x := in.Text; x != nil {
+			h, _ := mc.Head(MLMHead)
+			logits := mc.HeadLogits(scope, h, model.GatherPositions(mc.EncodeText(scope, x.IDs, x.Segments, x.Mask), x.Positions))
+			l.Text = taskLoss(logits, z.Text, x.Labels, x.Weights, c.DistillText)
+		}
+		if x := in.Image; x != nil {
 			h, _ := mc.Head(ImageHead)
-			logits := mc.HeadLogits(scope, h, model.CLS(mc.EncodeImage(scope, pixels)))
-			var teacher *Node
-			if c.DistillImage.Teacher != "" {
-				teacher = in[i+2]
-			}
-			l.Image = taskLoss(logits, teacher, labels, nil, c.DistillImage)
+			logits := mc.HeadLogits(scope, h, model.CLS(mc.EncodeImage(scope, x.Pixels)))
+			l.Image = taskLoss(logits, z.Image, x.Labels, nil, c.DistillImage)
 		}
 		return l
 	}
@@ -47,4 +40,14 @@ func taskLoss(logits, teacher, labels, weights *Node, d Distill) *Node {
 		return train.SoftmaxCrossEntropy(logits, labels, weights)
 	}
 	return train.DistillationLoss(logits, teacher, labels, weights, d.Alpha, d.Tau)
+}
+
+// NewTrainer returns the trainer of the pre-training step of c: store holds
+// the student at its root and the teachers (if any) under their scopes,
+// frozen. The benchmark times the step this returns.
+func NewTrainer(backend compute.Backend, store *mlmodel.Store, c *Config, t Teachers) (*train.Trainer, error) {
+	return train.NewTrainer(backend, store, LossFn(c, t), train.Config{
+		Optimizer: c.Optimizer, Mask: c.Mask, SharedPrefix: "/" + model.EncoderScope, Seed: c.Seed,
+		Devices: c.Devices, Mesh: c.Mesh, Frozen: t.Frozen(),
+	})
 }

@@ -12,7 +12,7 @@ import (
 	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
-	"github.com/vitbert/vitbert/infer"
+	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
 	"github.com/vitbert/vitbert/train"
@@ -40,12 +40,18 @@ type Options struct {
 // Setup is everything a run needs, built from a Config: exposed so the
 // benchmark and tests can drive the same step.
 type Setup struct {
-	Config  Config
-	Backend compute.Backend
-	Store   *mlmodel.Store
-	Trainer *train.Trainer
-	Stream  *Stream
-	Classes []string
+	Config   Config
+	Backend  compute.Backend
+	Store    *mlmodel.Store // the student at the root, the teachers under their scopes
+	Teachers Teachers
+	Trainer  *train.Trainer
+	Stream   *Stream
+	Classes  []string
+	Data     DataRecord // the data split and the corpus's statistics
+
+	heldText   *TextData      // held-out texts (nil: none)
+	heldImages *images.Loader // held-out images (nil: none)
+	eval       *evaluator     // nil unless Config.EvalEvery > 0
 }
 
 // NewSetup loads data and teachers, builds the model and compiles nothing yet.
@@ -60,7 +66,9 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loading the corpus: %w", err)
 		}
-		tok, err := Vocabulary(c.Data, docs)
+		// Held-out documents stay out of the vocabulary too.
+		trainDocs, heldDocs := SplitDocuments(docs, c.Data.HeldOut)
+		tok, err := Vocabulary(c.Data, trainDocs)
 		if err != nil {
 			return nil, err
 		}
@@ -74,10 +82,32 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 				return nil, fmt.Errorf("text teacher %s: its vocabulary (%d tokens) is not the run's (%d tokens); distillation needs the same one", dir, tt.VocabSize(), tok.VocabSize())
 			}
 		}
-		if s.Stream.Text, err = NewTextData(&c, tok, docs); err != nil {
+		if s.Stream.Text, err = NewTextData(&c, tok, trainDocs); err != nil {
 			return nil, fmt.Errorf("corpus %s: %w", c.Data.Corpus, err)
 		}
-		c.Model.AddHead(model.PaperHead(MLMHead, model.HeadMLM, "text", c.Model.VocabSize))
+		var held *TextData
+		if len(heldDocs) > 0 {
+			hc := c
+			hc.Seed = heldOutSeed
+			if held, err = NewTextData(&hc, tok, heldDocs); err != nil {
+				return nil, fmt.Errorf("corpus %s, %d held-out documents: %w (raise data.held_out)", c.Data.Corpus, len(heldDocs), err)
+			}
+			s.heldText = held
+		}
+		tr := &textRecord{Documents: len(docs), Sequences: len(s.Stream.Text.Seqs), VocabSize: tok.VocabSize()}
+		for _, d := range heldDocs {
+			tr.HeldOutDocuments = append(tr.HeldOutDocuments, d.Source)
+		}
+		var heldSeqs []texts.Sequence
+		if held != nil {
+			heldSeqs = held.Seqs
+			tr.HeldOutSequences = len(heldSeqs)
+		}
+		tr.Unigram = unigramStats(s.Stream.Text.Seqs, heldSeqs, tok.IsSpecial, tok.VocabSize())
+		s.Data.Text = tr
+		h := model.PaperHead(MLMHead, model.HeadMLM, "text", c.Model.VocabSize)
+		h.Tied = c.TiedMLM
+		c.Model.AddHead(h)
 	}
 	if c.HasImage() {
 		ds, err := LoadImages(c.Data.Images)
@@ -85,7 +115,20 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 			return nil, fmt.Errorf("loading the images: %w", err)
 		}
 		s.Classes = ds.Classes
-		s.Stream.Images, err = images.NewLoader(ds, images.LoaderConfig{
+		trainDS, heldDS, err := SplitImages(ds, c.Data.HeldOut)
+		if err != nil {
+			return nil, err
+		}
+		s.Data.Image = &imageRecord{Train: trainDS.N}
+		if heldDS != nil {
+			s.Data.Image.HeldOut = heldDS.N
+			if s.heldImages, err = images.NewLoader(heldDS, images.LoaderConfig{
+				BatchSize: c.ImageBatch, Size: c.Model.ImageSize, Channels: c.Model.Channels,
+			}); err != nil {
+				return nil, fmt.Errorf("held-out images: %w", err)
+			}
+		}
+		s.Stream.Images, err = images.NewLoader(trainDS, images.LoaderConfig{
 			BatchSize: c.ImageBatch, Size: c.Model.ImageSize, Channels: c.Model.Channels, Train: true,
 			Augment: images.Augment{Pad: c.Data.CropPad, Flip: c.Data.Flip}, Seed: uint64(c.Seed),
 		})
@@ -97,33 +140,44 @@ func NewSetup(backend compute.Backend, c Config) (*Setup, error) {
 		c.Model.AddHead(h)
 	}
 	var err error
+	if s.Store, err = model.NewStore(backend, &c.Model, c.Seed); err != nil {
+		return nil, err
+	}
 	if c.DistillText.Teacher != "" {
-		if s.Stream.TeacherText, s.Stream.TextHead, err = loadTeacher(backend, c.DistillText.Teacher, model.HeadMLM, c.Model.VocabSize); err != nil {
+		if s.Teachers.Text, err = loadTeacher(s.Store, TextTeacherScope, c.DistillText.Teacher, &c.Model, "text", c.Model.VocabSize); err != nil {
 			return nil, err
 		}
 	}
 	if c.DistillImage.Teacher != "" {
-		if s.Stream.TeacherImage, s.Stream.ImageHead, err = loadTeacher(backend, c.DistillImage.Teacher, model.HeadClassify, len(s.Classes)); err != nil {
+		if s.Teachers.Image, err = loadTeacher(s.Store, ImageTeacherScope, c.DistillImage.Teacher, &c.Model, "image", len(s.Classes)); err != nil {
 			return nil, err
 		}
-	}
-	if s.Store, err = model.NewStore(backend, &c.Model, c.Seed); err != nil {
-		return nil, err
 	}
 	prec, err := model.ParsePrecision(c.Precision)
 	if err != nil {
 		return nil, err
 	}
 	model.SetPrecision(s.Store, prec)
-	s.Trainer, err = train.NewTrainer(backend, s.Store, LossFn(&c), train.Config{
-		Optimizer: c.Optimizer, Mask: c.Mask, SharedPrefix: "/" + model.EncoderScope, Seed: c.Seed,
-		Devices: c.Devices, Mesh: c.Mesh,
-	})
-	if err != nil {
+	if s.Trainer, err = NewTrainer(backend, s.Store, &c, s.Teachers); err != nil {
 		return nil, err
+	}
+	if c.EvalEvery > 0 {
+		if s.eval, err = newEvaluator(backend, s.Store, &c, s.heldText, s.heldImages); err != nil {
+			return nil, err
+		}
 	}
 	s.Config = c
 	return s, nil
+}
+
+// evaluate is the loop's held-out evaluation: every EvalEvery steps and at
+// the last step of the schedule (not where a run is stopped early, so that
+// a stopped and resumed run logs what an uninterrupted one does).
+func (s *Setup) evaluate(step int) (map[string]float64, error) {
+	if s.eval == nil || step%s.Config.EvalEvery != 0 && step != s.Config.Steps {
+		return nil, nil
+	}
+	return s.eval.evaluate(step)
 }
 
 // LoadImages opens the training split of an image data set.
@@ -133,27 +187,6 @@ func LoadImages(spec string) (*images.Dataset, error) {
 		return train, err
 	}
 	return images.Open(spec, "train")
-}
-
-// loadTeacher loads a frozen teacher and finds its head of the given kind.
-func loadTeacher(backend compute.Backend, dir, kind string, outputs int) (*infer.Predictor, string, error) {
-	m, err := checkpoint.LoadDir(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("teacher: %w", err)
-	}
-	for _, h := range m.Config.TaskHeads {
-		if h.Kind == kind {
-			if h.Outputs != outputs {
-				return nil, "", fmt.Errorf("teacher %s: head %q has %d outputs, the student's task has %d", dir, h.Name, h.Outputs, outputs)
-			}
-			p, err := infer.New(backend, m)
-			if err != nil {
-				return nil, "", fmt.Errorf("teacher %s: %w", dir, err)
-			}
-			return p, h.Name, nil
-		}
-	}
-	return nil, "", fmt.Errorf("teacher %s has no %s head", dir, kind)
 }
 
 // Run trains according to c, writing metrics, checkpoints and the final
@@ -168,6 +201,9 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 	}
 	c = s.Config
 	if err := os.WriteFile(filepath.Join(opt.OutDir, "config.json"), []byte(c.JSON()+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := s.Data.write(opt.OutDir); err != nil {
 		return err
 	}
 	batch := 0
@@ -193,6 +229,7 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 		OnStep: onStep,
 		OutDir: opt.OutDir, TotalSteps: total, CheckpointEvery: c.CheckpointEvery,
 		KeepCheckpoints: c.KeepCheckpoints, LogEvery: c.LogEvery, BatchSize: batch, RunConfig: c,
+		EvalEvery: c.EvalEvery, Evaluate: s.evaluate,
 		Progress: opt.Progress, Quiet: opt.Quiet, CatchSignals: opt.Signals,
 	})
 	if err != nil {

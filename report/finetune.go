@@ -111,6 +111,10 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		pc.Steps, pc.CheckpointEvery = 100, 0
 		pc.Model.MaxTextLength = 64
 		p.FinetuneSteps, p.EvalEvery = 100, 50
+		pc.EvalEvery = 100 // held-out pre-training metrics at the end
+		// Within the demo's time budget the single-modality rows are the
+		// teachers (the tiny reproduction trains longer teachers).
+		pc.TeacherStepsFactor = 1
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (10k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
@@ -120,6 +124,7 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		pc.Data.Corpus = filepath.Join(dataDir, "sotu") + "," + filepath.Join(dataDir, "moby-dick")
 		pc.Data.Images = filepath.Join(dataDir, "fashion-mnist")
 		p.FinetuneSteps, p.EvalEvery = 200, 100
+		pc.EvalEvery = 100 // held-out pre-training metrics every 100 steps
 		p.Seeds = []int{1, 2, 3}
 		p.Ablations = true
 		p.Tasks = []TaskRef{

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Variant struct {
 	Beta     float64 // final mask sparsity (0: the preset's)
 	Ranking  string  // mask ranking ("" : the preset's)
 	Ablation string  // "", "distill" or "mask": which ablation table it belongs to
+	// Teacher marks a teacher run: pre-trained TeacherSteps() steps to be
+	// distilled from, neither fine-tuned nor in any table.
+	Teacher bool
 }
 
 // Plan is a whole reproduction.
@@ -82,7 +86,11 @@ func ablationVariants() []Variant {
 	for _, b := range []float64{0.25, 0.75} {
 		vs = append(vs, Variant{Name: fmt.Sprintf("GM β=%g", b), Mode: pretrain.ModeJoint, Mask: true, Beta: b, Ablation: "mask"})
 	}
-	vs = append(vs, Variant{Name: "GM β=0.5, global ranking", Mode: pretrain.ModeJoint, Mask: true, Beta: 0.5, Ranking: "global", Ablation: "mask"})
+	// The main runs rank globally (the preset's default); the other scopes
+	// make every tensor or every block reach β by construction.
+	for _, rk := range []train.RankScope{train.RankPerTensor, train.RankPerBlock} {
+		vs = append(vs, Variant{Name: fmt.Sprintf("GM β=0.5, per-%s ranking", rk), Mode: pretrain.ModeJoint, Mask: true, Beta: 0.5, Ranking: string(rk), Ablation: "mask"})
+	}
 	return vs
 }
 
@@ -130,13 +138,30 @@ func (r *Runner) logf(format string, args ...any) {
 // pretrainDir is where a variant's pre-training run lives.
 func (r *Runner) pretrainDir(v Variant) string { return filepath.Join(r.Out, "pretrain", slug(v.Name)) }
 
-// config is the pre-training configuration of a variant.
+// teachers are the runs the KD variants distil from: the single-modality
+// rows of the main table when teachers train as long as the students, else
+// separate, longer runs (Config.TeacherStepsFactor), so that the table's
+// BERT and ViT rows keep the students' budget.
+func (r *Runner) teachers() (text, image Variant) {
+	if c := r.Plan.Pretrain; c.TeacherSteps() <= c.Steps {
+		return MainVariants()[0], MainVariants()[1]
+	}
+	return Variant{Name: "BERT teacher", Mode: pretrain.ModeText, Teacher: true},
+		Variant{Name: "ViT teacher", Mode: pretrain.ModeImage, Teacher: true}
+}
+
+// config is the pre-training configuration of a variant, as given (Finish
+// resolves the settings derived from the number of steps).
 func (r *Runner) config(v Variant) pretrain.Config {
 	c := r.Plan.Pretrain
 	c.Mode = v.Mode
+	if v.Teacher {
+		c.Steps = c.TeacherSteps()
+	}
 	if v.Distill {
-		c.DistillText.Teacher = filepath.Join(r.pretrainDir(MainVariants()[0]), pretrain.ModelDir)
-		c.DistillImage.Teacher = filepath.Join(r.pretrainDir(MainVariants()[1]), pretrain.ModelDir)
+		tt, it := r.teachers()
+		c.DistillText.Teacher = filepath.Join(r.pretrainDir(tt), pretrain.ModelDir)
+		c.DistillImage.Teacher = filepath.Join(r.pretrainDir(it), pretrain.ModelDir)
 		if v.Alpha > 0 {
 			c.DistillText.Alpha, c.DistillImage.Alpha = v.Alpha, v.Alpha
 		}
@@ -174,23 +199,65 @@ func (r *Runner) pretrainVariant(ctx context.Context, v Variant) error {
 	return pretrain.Run(ctx, r.Backend, c, opt)
 }
 
+// PlanRecord is plan.json: the plan, with its pre-training settings
+// resolved, and the resolved configuration of every pre-training run (its
+// steps, learning-rate schedule, warm-up, mask schedule, teachers), as
+// pretrain.Run will run it.
+type PlanRecord struct {
+	Plan
+	Runs []RunRecord `json:"pretraining_runs"`
+}
+
+// RunRecord is one pre-training run of a plan.
+type RunRecord struct {
+	Variant string          `json:"variant"`
+	Dir     string          `json:"dir"` // relative to the reproduction's folder
+	Config  pretrain.Config `json:"config"`
+}
+
+// pretrainRuns lists the variants to pre-train, teachers first.
+func (r *Runner) pretrainRuns(variants []Variant) []Variant {
+	var runs []Variant
+	if slices.ContainsFunc(variants, func(v Variant) bool { return v.Distill }) {
+		if tt, it := r.teachers(); tt.Teacher {
+			runs = append(runs, tt, it)
+		}
+	}
+	for _, v := range variants {
+		if v.Mode != "" {
+			runs = append(runs, v)
+		}
+	}
+	return runs
+}
+
+// Record resolves the plan into what will run.
+func (r *Runner) Record(variants []Variant) PlanRecord {
+	rec := PlanRecord{Plan: r.Plan}
+	rec.Pretrain.Finish()
+	for _, v := range r.pretrainRuns(variants) {
+		c := r.config(v)
+		c.Finish()
+		rel, _ := filepath.Rel(r.Out, r.pretrainDir(v))
+		rec.Runs = append(rec.Runs, RunRecord{Variant: v.Name, Dir: filepath.ToSlash(rel), Config: c})
+	}
+	return rec
+}
+
 // Run executes every cell of the plan not yet complete, then writes the report.
 func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 	if err := os.MkdirAll(r.Out, 0o755); err != nil {
-		return nil, err
-	}
-	b, _ := json.MarshalIndent(r.Plan, "", "  ")
-	if err := os.WriteFile(filepath.Join(r.Out, "plan.json"), append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	variants := MainVariants()
 	if r.Plan.Ablations {
 		variants = append(variants, ablationVariants()...)
 	}
-	for _, v := range variants {
-		if v.Mode == "" {
-			continue
-		}
+	b, _ := json.MarshalIndent(r.Record(variants), "", "  ")
+	if err := os.WriteFile(filepath.Join(r.Out, "plan.json"), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	for _, v := range r.pretrainRuns(variants) {
 		if err := r.pretrainVariant(ctx, v); err != nil {
 			return nil, fmt.Errorf("pre-training %s: %w", v.Name, err)
 		}

@@ -78,7 +78,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	}
 	if len(mask) > 0 {
 		fmt.Fprintf(&sb, "\n## Mask ratio β\n\n%s\n", r.Table(cells, append([]Variant{find("joint + GM")}, mask...), p.Tasks))
-		sb.WriteString("`joint + GM` is β=0.5 with per-tensor ranking; β is the share of shared-encoder parameters whose gradient is handed to the image task.\n")
+		fmt.Fprintf(&sb, "`joint + GM` is β=%g with %s ranking; β is the share of shared-encoder parameters whose gradient is handed to the image task.\n", pc.Mask.FinalSparsity, pc.Mask.Ranking)
 	}
 	sb.WriteString("\n## Figures\n\n")
 	figs, err := r.figures(variants)

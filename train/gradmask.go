@@ -46,12 +46,16 @@ const (
 type RankScope string
 
 const (
-	// RankPerTensor ranks every parameter tensor on its own (the default): each
-	// tensor reaches the target sparsity.
+	// RankPerTensor ranks every parameter tensor on its own: each tensor
+	// reaches the target sparsity (an ablation).
 	RankPerTensor RankScope = "tensor"
-	// RankPerBlock ranks together the tensors of one block (see MaskConfig.BlockKey).
+	// RankPerBlock ranks together the tensors of one block (see
+	// MaskConfig.BlockKey): each block reaches the target (an ablation).
 	RankPerBlock RankScope = "block"
-	// RankGlobal ranks all shared parameters together.
+	// RankGlobal ranks all shared parameters together (the default), as
+	// global iterative magnitude pruning does: blocks can end at different
+	// sparsities, which is what the paper's per-block sparsity plot shows;
+	// the other two scopes make every tensor or block equal by construction.
 	RankGlobal RankScope = "global"
 )
 
@@ -67,7 +71,7 @@ type MaskConfig struct {
 	// so gradients are always accumulated over a full interval before an update.
 	StartStep int `json:"start_step"`
 	EndStep   int `json:"end_step"`
-	// Ranking scope (default per tensor).
+	// Ranking scope (default global).
 	Ranking RankScope `json:"ranking"`
 	// BlockKey maps a parameter path to its block for RankPerBlock and for the
 	// per-block report; nil means DefaultBlockKey.
@@ -100,7 +104,7 @@ func (c *MaskConfig) Validate() error {
 
 func (c *MaskConfig) ranking() RankScope {
 	if c.Ranking == "" {
-		return RankPerTensor
+		return RankGlobal
 	}
 	return c.Ranking
 }

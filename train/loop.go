@@ -29,9 +29,8 @@ type Stateful interface {
 }
 
 // Batches feeds the loop: Next returns the inputs of the next step, in the
-// order the LossFn expects (teacher logits included when distilling). Its
-// State is saved with every checkpoint, so that a resumed run sees the same
-// batches as an uninterrupted one.
+// order the LossFn expects. Its State is saved with every checkpoint, so
+// that a resumed run sees the same batches as an uninterrupted one.
 type Batches interface {
 	Stateful
 	Next() ([]*tensors.Tensor, error)
@@ -91,6 +90,10 @@ type LoopConfig struct {
 	Quiet    bool
 	// CatchSignals makes SIGINT and SIGTERM save a checkpoint and stop.
 	CatchSignals bool
+	// Evaluate, if set, is called after every EvalEvery-th step and after
+	// the last one; the metrics it returns join that step's metrics line.
+	Evaluate  func(step int) (map[string]float64, error)
+	EvalEvery int
 	// OnStep, if set, is called after every step (after its metrics are
 	// written): for probes such as activation maps or mask snapshots. An
 	// error stops the run.
@@ -441,10 +444,19 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		step = res.Step
 		elapsed := time.Since(start)
 		stepsPerSec := float64(step-startStep) / elapsed.Seconds()
-		if step%l.cfg.LogEvery == 0 || step == l.cfg.TotalSteps || res.MaskUpdate != nil {
+		var evals map[string]float64
+		if l.cfg.Evaluate != nil && l.cfg.EvalEvery > 0 && (step%l.cfg.EvalEvery == 0 || step == l.cfg.TotalSteps) {
+			if evals, err = l.cfg.Evaluate(step); err != nil {
+				return fmt.Errorf("evaluating after step %d: %w", step, err)
+			}
+		}
+		if step%l.cfg.LogEvery == 0 || step == l.cfg.TotalSteps || res.MaskUpdate != nil || len(evals) > 0 {
 			rec, err := l.metricsLine(res, elapsed, stepsPerSec)
 			if err != nil {
 				return err
+			}
+			for k, v := range evals {
+				rec[k] = v
 			}
 			if err := metrics.write(rec); err != nil {
 				return fmt.Errorf("writing metrics: %w", err)

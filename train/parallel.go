@@ -17,7 +17,7 @@ import (
 // The step is compiled once with GoMLX's AutoSharding strategy over a 1-D
 // device mesh with axis DataAxis: the graph is the single-device graph, on
 // the global shapes, and XLA's partitioner (Shardy) splits it. Every batch
-// input (axis 0 is the batch: texts, masks, pixels, labels, teacher logits)
+// input (axis 0 is the batch: texts, masks, pixels, labels)
 // is sharded along axis 0, one contiguous slice of the global batch per
 // device; every store variable — weights, AdamW moments, gradient masks and
 // their accumulators, the step counter, the random number generator state —

@@ -25,10 +25,10 @@ type Losses struct {
 }
 
 // LossFn builds the losses of one training batch. inputs are the batch
-// tensors in the order given to Trainer.Step (texts, masks, pixels, labels,
-// teacher logits when distilling...). Variables are created under the
-// scope: "/encoder/..." is the shared encoder, "/text", "/image" and
-// "/heads/<name>" modality- and task-specific parts.
+// tensors in the order given to Trainer.Step (pretrain.Inputs names them).
+// Variables are created under the scope: "/encoder/..." is the shared
+// encoder, "/text", "/image" and "/heads/<name>" modality- and task-specific
+// parts; frozen models (teachers) live under the scopes of Config.Frozen.
 type LossFn func(scope *model.Scope, g *Graph, inputs []*Node) Losses
 
 // DefaultSharedPrefix is the scope of the shared encoder.
@@ -318,9 +318,37 @@ func nodesOf(g *Graph, vars []*model.Variable) []*Node {
 	return out
 }
 
-// stepGraph builds the training step. Outputs: loss_text, loss_image, lr,
-// grad_norm, ok (float32 0/1), new step (int64), the extras in sorted name
-// order, then (tests only) the combined gradients.
+// stepOutputs are the results of the compiled step, by name: T is *Node
+// in the graph and *tensors.Tensor after it ran. flatten and
+// unflattenStepOutputs fix their order in this one place.
+type stepOutputs[T any] struct {
+	LossText, LossImage T   // float32 scalars (0 for a missing modality)
+	LearningRate        T   // float32: the rate of this update
+	GradNorm            T   // float32: global norm before clipping
+	OK                  T   // float32 0/1: the loss and gradient were finite
+	Step                T   // int64: completed steps after this one
+	Extra               []T // the LossFn's extras, in sorted name order
+	Grads               []T // the combined gradients before clipping (tests only)
+}
+
+const numFixedOutputs = 6
+
+func (o stepOutputs[T]) flatten() []T {
+	out := []T{o.LossText, o.LossImage, o.LearningRate, o.GradNorm, o.OK, o.Step}
+	return append(append(out, o.Extra...), o.Grads...)
+}
+
+// unflattenStepOutputs is the inverse of flatten, given the number of extras.
+func unflattenStepOutputs[T any](flat []T, numExtra int) (stepOutputs[T], error) {
+	if len(flat) < numFixedOutputs+numExtra {
+		return stepOutputs[T]{}, fmt.Errorf("got %d outputs, want at least %d", len(flat), numFixedOutputs+numExtra)
+	}
+	return stepOutputs[T]{LossText: flat[0], LossImage: flat[1], LearningRate: flat[2], GradNorm: flat[3],
+		OK: flat[4], Step: flat[5], Extra: flat[numFixedOutputs : numFixedOutputs+numExtra],
+		Grads: flat[numFixedOutputs+numExtra:]}, nil
+}
+
+// stepGraph builds the training step; its outputs are a stepOutputs.
 func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase stepPhase) []*Node {
 	scope.SetTraining(g, true)
 	losses := t.lossFn(scope, g, inputs)
@@ -415,14 +443,15 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 	if hasImage {
 		lossImage = f32(losses.Image)
 	}
-	outputs := []*Node{lossText, lossImage, lr, norm, f32(ok), newStep}
+	out := stepOutputs[*Node]{LossText: lossText, LossImage: lossImage, LearningRate: lr, GradNorm: norm,
+		OK: f32(ok), Step: newStep}
 	extraNames := slices.Sorted(maps.Keys(losses.Extra))
 	for _, name := range extraNames {
 		x := losses.Extra[name]
 		if x == nil || !x.Shape().IsScalar() {
 			exceptions.Panicf("extra metric %q must be a scalar", name)
 		}
-		outputs = append(outputs, f32(StopGradient(x)))
+		out.Extra = append(out.Extra, f32(StopGradient(x)))
 	}
 
 	t.mu.Lock()
@@ -434,9 +463,9 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 	t.built, t.hasText, t.hasImage, t.extraNames = true, hasText, hasImage, extraNames
 	if t.captureGrads {
 		t.gradParams = params
-		outputs = append(outputs, preClip...)
+		out.Grads = preClip
 	}
-	return outputs
+	return out.flatten()
 }
 
 // isZeroGradient reports whether n is the zero tensor that Gradient returns
@@ -518,28 +547,29 @@ func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 	extraNames := t.extraNames
 	hasText, hasImage := t.hasText, t.hasImage
 	t.mu.Unlock()
-	if len(outputs) < 6+numExtra {
-		return nil, fmt.Errorf("training step: got %d outputs, want at least %d", len(outputs), 6+numExtra)
+	out, err := unflattenStepOutputs(outputs, numExtra)
+	if err != nil {
+		return nil, fmt.Errorf("training step: %w", err)
 	}
-	scalar := func(i int) float64 { return float64(tensors.ToScalar[float32](outputs[i])) }
+	scalar := func(x *tensors.Tensor) float64 { return float64(tensors.ToScalar[float32](x)) }
 	res := &StepResult{
-		LossText:     scalar(0),
-		LossImage:    scalar(1),
+		LossText:     scalar(out.LossText),
+		LossImage:    scalar(out.LossImage),
 		HasText:      hasText,
 		HasImage:     hasImage,
-		LearningRate: scalar(2),
-		GradNorm:     scalar(3),
-		Step:         int(tensors.ToScalar[int64](outputs[5])),
+		LearningRate: scalar(out.LearningRate),
+		GradNorm:     scalar(out.GradNorm),
+		Step:         int(tensors.ToScalar[int64](out.Step)),
 		Extra:        make(map[string]float64, numExtra),
 	}
 	t.nextStep = res.Step
 	for i, name := range extraNames {
-		res.Extra[name] = scalar(6 + i)
+		res.Extra[name] = scalar(out.Extra[i])
 	}
 	if t.captureGrads {
-		t.lastGrads = outputs[6+numExtra:]
+		t.lastGrads = out.Grads
 	}
-	if scalar(4) == 0 {
+	if scalar(out.OK) == 0 {
 		return res, &NonFiniteError{Step: res.Step + 1, LossText: res.LossText, LossImage: res.LossImage,
 			HasText: hasText, HasImage: hasImage, GradNorm: res.GradNorm}
 	}

@@ -48,6 +48,7 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 	vocab := fs.String("vocab", "", "text vocabulary: a tokenizer directory (vitbert vocab train); default the built-in bert-base-uncased")
 	vocabSize := fs.Int("vocab-size", 0, "train a WordPiece vocabulary of this many tokens from the corpus (instead of --vocab)")
 	imgs := fs.String("images", "", "image data: embedded, or a path (IDX, CIFAR, ImageFolder)")
+	evalEvery := fs.Int("eval-every", 0, "every K steps, log the held-out MLM loss/accuracy and image loss/top-1 into metrics.jsonl (0: never)")
 	ckEvery := fs.Int("checkpoint-every", 0, "steps between checkpoints")
 	keep := fs.Int("keep", 0, "checkpoints to keep")
 	devices := fs.Int("devices", 0, "data-parallel training over this many devices of the backend (XLA, docs/gpu.md); batches are split evenly")
@@ -132,6 +133,9 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 		}
 		if *imgs != "" {
 			c.Data.Images = *imgs
+		}
+		if set["eval-every"] {
+			c.EvalEvery = *evalEvery
 		}
 		if *ckEvery > 0 {
 			c.CheckpointEvery = *ckEvery

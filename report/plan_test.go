@@ -1,0 +1,90 @@
+package report
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/vitbert/vitbert/pretrain"
+	"github.com/vitbert/vitbert/train"
+)
+
+// plan.json records what runs: the resolved schedule of every pre-training
+// run, the teachers trained TeacherStepsFactor times longer than the
+// students, and the KD runs pointing at them.
+func TestPlanRecordResolved(t *testing.T) {
+	p := microPlan(t)
+	p.Pretrain.Steps = 40
+	tiny, err := PlanPreset("tiny", "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := tiny.Pretrain.TeacherStepsFactor; f != 3 {
+		t.Fatalf("teacher_steps_factor %g in the tiny plan, want the tiny preset's 3", f)
+	}
+	p.Pretrain.TeacherStepsFactor = 3
+	r := &Runner{Plan: p, Out: t.TempDir()}
+	rec := r.Record(MainVariants())
+	if o := rec.Pretrain.Optimizer; o.TotalSteps != 40 || o.WarmupSteps != 4 {
+		t.Errorf("plan: total steps %d, warm-up %d; want 40 and 4 (the resolved schedule)", o.TotalSteps, o.WarmupSteps)
+	}
+	runs := map[string]pretrain.Config{}
+	var order []string
+	for _, run := range rec.Runs {
+		runs[run.Variant] = run.Config
+		order = append(order, run.Variant)
+	}
+	if len(order) != 8 || order[0] != "BERT teacher" || order[1] != "ViT teacher" {
+		t.Fatalf("pre-training runs %v: want the two teachers first, then the six main variants", order)
+	}
+	for _, name := range []string{"BERT teacher", "ViT teacher"} {
+		c := runs[name]
+		if c.Steps != 120 || c.Optimizer.TotalSteps != 120 || c.Optimizer.WarmupSteps != 12 {
+			t.Errorf("%s: %d steps, schedule over %d with %d warm-up; want 120, 120, 12", name, c.Steps, c.Optimizer.TotalSteps, c.Optimizer.WarmupSteps)
+		}
+	}
+	if c := runs["BERT (text only)"]; c.Steps != 40 || c.Optimizer.TotalSteps != 40 {
+		t.Errorf("the BERT row runs %d steps (schedule %d), want the students' 40", c.Steps, c.Optimizer.TotalSteps)
+	}
+	kd := runs["joint + KD + GM"]
+	if want := filepath.Join(r.pretrainDir(Variant{Name: "BERT teacher"}), pretrain.ModelDir); kd.DistillText.Teacher != want {
+		t.Errorf("the KD run distils text from %s, want %s", kd.DistillText.Teacher, want)
+	}
+	if m := kd.Mask; !m.Enabled || m.Ranking != train.RankGlobal || m.StartStep != 4 || m.EndStep != 28 {
+		t.Errorf("mask of joint + KD + GM: %+v; want enabled, global ranking, updates over steps 4..28", m)
+	}
+
+	// Teachers as long as the students: the single-modality rows teach.
+	r.Plan.Pretrain.TeacherStepsFactor = 1
+	rec = r.Record(MainVariants())
+	if len(rec.Runs) != 6 {
+		t.Errorf("%d runs with teacher_steps_factor 1, want the 6 main variants", len(rec.Runs))
+	}
+	for _, run := range rec.Runs {
+		if run.Variant == "joint + KD" {
+			if want := filepath.Join(r.pretrainDir(MainVariants()[0]), pretrain.ModelDir); run.Config.DistillText.Teacher != want {
+				t.Errorf("teacher %s, want the BERT row %s", run.Config.DistillText.Teacher, want)
+			}
+		}
+	}
+}
+
+// The main runs rank the mask globally; per-tensor and per-block ranking are
+// ablations.
+func TestMaskRankingAblations(t *testing.T) {
+	c, err := pretrain.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mask.Ranking != train.RankGlobal {
+		t.Errorf("preset ranking %q, want global", c.Mask.Ranking)
+	}
+	seen := map[string]bool{}
+	for _, v := range ablationVariants() {
+		if v.Ablation == "mask" && v.Ranking != "" {
+			seen[v.Ranking] = true
+		}
+	}
+	if !seen["tensor"] || !seen["block"] || seen["global"] {
+		t.Errorf("ranking ablations %v, want tensor and block", seen)
+	}
+}
