@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/vitbert/vitbert/finetune"
+	"github.com/vitbert/vitbert/train"
 )
 
 func init() {
@@ -24,17 +25,17 @@ func runFinetune(args []string) error {
 	data := fs.String("data", "", "the task's data: GLUE folder, image data set, labelled TSV or folder (not needed for the embedded tasks)")
 	out := fs.String("out", "", "run directory: best/, eval.jsonl, result.json, metrics.jsonl (required)")
 	preset := fs.String("preset", def.Preset, "model size of a scratch run: tiny, small or base")
-	steps := fs.Int("steps", def.Steps, "training steps")
-	batch := fs.Int("batch", def.Batch, "examples per step")
-	evalBatch := fs.Int("eval-batch", def.EvalBatch, "examples per evaluation batch")
-	lr := fs.Float64("lr", def.Optimizer.LearningRate, "peak learning rate (AdamW)")
-	warmup := fs.Float64("warmup-frac", def.WarmupFrac, "share of the steps spent warming up; linear decay follows")
-	wd := fs.Float64("weight-decay", def.Optimizer.WeightDecay, "AdamW weight decay (biases and LayerNorm excluded)")
-	dropout := fs.Float64("dropout", def.Dropout, "dropout rate (negative keeps the model's)")
-	evalEvery := fs.Int("eval-every", def.EvalEvery, "evaluate every N steps (0: only at the end)")
-	patience := fs.Int("patience", 0, "stop after N evaluations without improvement (0: never)")
+	steps := fs.IntIn("steps", def.Steps, train.AtLeast(1), "training steps")
+	batch := fs.IntIn("batch", def.Batch, train.AtLeast(1), "examples per step")
+	evalBatch := fs.IntIn("eval-batch", def.EvalBatch, train.AtLeast(1), "examples per evaluation batch")
+	lr := fs.FloatIn("lr", def.Optimizer.LearningRate, train.Above(0), "peak learning rate (AdamW)")
+	warmup := fs.FloatIn("warmup-frac", def.WarmupFrac, train.Range{Lo: 0, Hi: 1, HiOpen: true}, "share of the steps spent warming up; linear decay follows")
+	wd := fs.FloatIn("weight-decay", def.Optimizer.WeightDecay, train.AtLeast(0), "AdamW weight decay (biases and LayerNorm excluded)")
+	dropout := fs.FloatIn("dropout", 0, train.Range{Lo: 0, Hi: 1, HiOpen: true}, "dropout rate (default: the model's)")
+	evalEvery := fs.IntIn("eval-every", def.EvalEvery, train.AtLeast(0).With("0: only at the end"), "evaluate every N steps")
+	patience := fs.IntIn("patience", 0, train.AtLeast(0).With("0: never"), "stop after N evaluations without improvement")
 	seed := fs.Int64("seed", def.Seed, "seed for the head's initialisation, data order and dropout")
-	maxLen := fs.Int("max-length", 0, "text length in tokens (0: 128, at most the model's position table)")
+	maxLen := fs.IntIn("max-length", 0, train.AtLeast(0).With("0: 128, at most the model's position table"), "text length in tokens")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -59,7 +60,13 @@ func runFinetune(args []string) error {
 	c.Task = finetune.Task{Name: *task, Data: *data}
 	c.Steps, c.Batch, c.EvalBatch, c.MaxLength = *steps, *batch, *evalBatch, *maxLen
 	c.Optimizer.LearningRate, c.Optimizer.WeightDecay, c.WarmupFrac = *lr, *wd, *warmup
-	c.Dropout, c.EvalEvery, c.Patience, c.Seed = *dropout, *evalEvery, *patience, *seed
+	c.EvalEvery, c.Patience, c.Seed = *evalEvery, *patience, *seed
+	if fs.Given("dropout") {
+		c.Dropout = *dropout
+	}
+	if err := startHook(); err != nil {
+		return err
+	}
 	backend, err := newBackend()
 	if err != nil {
 		return err

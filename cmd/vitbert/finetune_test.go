@@ -86,6 +86,8 @@ func TestFinetuneFlagErrors(t *testing.T) {
 		{[]string{"--model", "scratch", "--task", "embedded-images"}, "--out is required"},
 		{[]string{"--model", "a", "--from", "b", "--out", "x"}, "disagree"},
 		{[]string{"--model", "scratch", "--out", t.TempDir(), "--task", "nope"}, "unknown task"},
+		{[]string{"--model", "scratch", "--out", t.TempDir(), "--warmup-frac", "2"}, "--warmup-frac 2: must be in [0, 1)"},
+		{[]string{"--model", "scratch", "--out", t.TempDir(), "--eval-batch", "0"}, "--eval-batch 0: must be >= 1"},
 	} {
 		if _, err := capture(t, runFinetune, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("finetune %v: err = %v, want %q", tc.args, err, tc.want)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/vitbert/vitbert/report"
+	"github.com/vitbert/vitbert/train"
 )
 
 func init() {
@@ -25,8 +26,8 @@ func runReproduce(args []string) error {
 	dataDir := fs.String("data", "data/cache", "folder of the fetched data sets (tiny preset)")
 	seeds := fs.String("seeds", "", "comma-separated fine-tuning seeds (default: the preset's)")
 	noAbl := fs.Bool("no-ablations", false, "skip the distillation and mask-ratio ablations")
-	steps := fs.Int("pretrain-steps", 0, "pre-training steps per variant (default: the preset's)")
-	ftSteps := fs.Int("finetune-steps", 0, "fine-tuning steps per cell (default: the preset's)")
+	steps := fs.IntIn("pretrain-steps", 0, train.AtLeast(1), "pre-training steps per variant (default: the preset's)")
+	ftSteps := fs.IntIn("finetune-steps", 0, train.AtLeast(1), "fine-tuning steps per cell (default: the preset's)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,16 +59,19 @@ func runReproduce(args []string) error {
 	if *noAbl {
 		plan.Ablations = false
 	}
-	if *steps > 0 {
+	if fs.Given("pretrain-steps") {
 		plan.Pretrain.Steps = *steps
 	}
-	if *ftSteps > 0 {
+	if fs.Given("finetune-steps") {
 		plan.FinetuneSteps = *ftSteps
 	}
 	return reproduce(plan, *out, *quiet, "vitbert "+strings.Join(append([]string{"reproduce"}, args...), " "))
 }
 
 func reproduce(plan report.Plan, out string, quiet bool, command string) error {
+	if err := startHook(); err != nil {
+		return err
+	}
 	backend, err := newBackend()
 	if err != nil {
 		return err
