@@ -72,6 +72,11 @@ func reproduce(plan report.Plan, out string, quiet bool, command string) error {
 	if err := startHook(); err != nil {
 		return err
 	}
+	release, err := train.LockDir(out)
+	if err != nil {
+		return err
+	}
+	defer release()
 	backend, err := newBackend()
 	if err != nil {
 		return err
