@@ -117,6 +117,10 @@ func LoadVariables(path string, store *model.Store) error {
 	if err != nil {
 		return err
 	}
+	return setVariables(path, entries, metadata, store)
+}
+
+func setVariables(path string, entries []NamedTensor, metadata map[string]string, store *model.Store) error {
 	nonTrainable := map[string]bool{}
 	if s, ok := metadata["non_trainable"]; ok {
 		var names []string
@@ -139,7 +143,7 @@ func LoadVariables(path string, store *model.Store) error {
 			}
 			continue
 		}
-		v, err = store.CreateVariable(e.Name, e.Tensor)
+		v, err := store.CreateVariable(e.Name, e.Tensor)
 		if err != nil {
 			return fmt.Errorf("reading %s: creating %s: %w", path, e.Name, err)
 		}
@@ -328,12 +332,20 @@ func ReadCheckpointState(dir string) (*CheckpointState, error) {
 }
 
 // LoadCheckpoint restores the store's variables from dir and returns its state.
+// A checkpoint whose files cannot be read (missing, truncated, not JSON)
+// gives an error that matches errDamaged; one that does not fit the store
+// (another model) does not.
 func LoadCheckpoint(dir string, store *model.Store) (*CheckpointState, error) {
 	st, err := ReadCheckpointState(dir)
 	if err != nil {
-		return nil, err
+		return nil, &damagedError{err}
 	}
-	if err := LoadVariables(filepath.Join(dir, VariablesFile), store); err != nil {
+	path := filepath.Join(dir, VariablesFile)
+	entries, metadata, err := ReadSafetensors(path)
+	if err != nil {
+		return nil, &damagedError{err}
+	}
+	if err := setVariables(path, entries, metadata, store); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -204,7 +204,7 @@ func (l *Loop) SaveCheckpoint() (string, error) {
 func (l *Loop) Resume(dir string) error {
 	st, err := LoadCheckpoint(dir, l.trainer.Store())
 	if err != nil {
-		return fmt.Errorf("resuming from %s: %w", dir, &damagedError{err})
+		return fmt.Errorf("resuming from %s: %w", dir, err)
 	}
 	step, err := l.trainer.CurrentStep()
 	if err != nil {
@@ -268,7 +268,7 @@ func (l *Loop) ResumeLatest() (bool, error) {
 		if i > 0 {
 			next = "falling back to " + CheckpointName(steps[i-1])
 		}
-		fmt.Fprintf(l.logWriter(), "checkpoint %s is damaged (%v); kept as %s; %s\n", CheckpointName(steps[i]), errors.Unwrap(err), kept, next)
+		fmt.Fprintf(l.logWriter(), "checkpoint %s is damaged (%v); kept as %s; %s\n", CheckpointName(steps[i]), err, kept, next)
 	}
 	if first != nil {
 		// Every checkpoint was damaged: the state of the store is unknown.

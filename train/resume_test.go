@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -214,5 +215,34 @@ func TestLoopRefusesALockedRunDirectory(t *testing.T) {
 	_ = cmd.Wait()
 	if err := loop.Run(context.Background()); err != nil {
 		t.Errorf("after the holder exited: %v", err)
+	}
+}
+
+// A checkpoint that does not fit the model (not damaged) is an error and is
+// left where it is.
+func TestResumeOfAnotherModelIsNotDamage(t *testing.T) {
+	out := t.TempDir()
+	loop, _ := newResumeLoop(t, out, 3, nil)
+	if err := loop.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	for v := range loop.trainer.Store().IterVariables() {
+		name = v.Path()
+		break
+	}
+	store := model.NewStore()
+	if _, err := store.CreateVariable(name, tensors.FromValue([]float32{1, 2, 3, 4, 5, 6, 7})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteCheckpoint(filepath.Join(out, CheckpointsDir), store, &CheckpointState{Step: 5}, 0); err != nil {
+		t.Fatal(err)
+	}
+	loop2, _ := newResumeLoop(t, out, 8, nil)
+	if ok, err := loop2.ResumeLatest(); ok || err == nil || !strings.Contains(err.Error(), "has shape") {
+		t.Fatalf("ResumeLatest = %v, %v; want a shape error", ok, err)
+	}
+	if steps, _ := ListCheckpoints(filepath.Join(out, CheckpointsDir)); fmt.Sprint(steps) != "[3 5]" {
+		t.Errorf("checkpoints %v, want [3 5] untouched", steps)
 	}
 }
