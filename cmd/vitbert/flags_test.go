@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"image/png"
@@ -202,5 +203,17 @@ func TestConfigFileAndFlagsShareValidation(t *testing.T) {
 	// A flag overrides the file's bad value.
 	if _, err := capture(t, runConfig, "print", "--config", file, "--clip", "0"); err != nil {
 		t.Errorf("--clip 0 over the file's -2: %v", err)
+	}
+}
+
+// Item 15: config --help explains itself and is not an error.
+func TestConfigHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		if err := runConfig(args); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("config %v: %v, want flag.ErrHelp (exit 0)", args, err)
+		}
+	}
+	if err := runConfig([]string{"nope"}); err == nil || errors.Is(err, flag.ErrHelp) {
+		t.Errorf("config nope: %v, want a usage error", err)
 	}
 }

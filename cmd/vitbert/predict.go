@@ -277,6 +277,11 @@ func loadPixels(path string, files []string, c *model.Config) ([]float32, int, e
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", path, err)
 		}
+		for i, v := range px {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, 0, fmt.Errorf("%s: pixel_values has a non-finite value (%g at flat index %d): inputs must be finite", path, v, i)
+			}
+		}
 		return px, t.Shape[0], nil
 	}
 	mean, std := []float32{0.5}, []float32{0.5} // Hugging Face ViT's default preprocessing
