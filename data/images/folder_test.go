@@ -150,3 +150,19 @@ func TestLoadImageFileNormalises(t *testing.T) {
 		t.Errorf("bad file: error %v", err)
 	}
 }
+
+// A folder with one class (unrelated files around one image) is refused,
+// saying what was found and what was skipped.
+func TestOpenImageFolderRefusesOneClass(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "stuff", "a.png"), pngBytes(t, stripes()))
+	writeFile(t, filepath.Join(root, "stuff", "notes.txt"), []byte("hello"))
+	writeFile(t, filepath.Join(root, "readme.md"), []byte("hello"))
+	var out bytes.Buffer
+	_, err := Inspect(root, &out)
+	for _, want := range []string{"1 class subfolder(s) [stuff]", "at least 2 classes", "skipped 1 file(s)", "notes.txt: not a .png"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Inspect of a one-class folder: %v, want %q", err, want)
+		}
+	}
+}
