@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/schollz/progressbar/v3"
 )
 
 // Stateful is host state that a checkpoint saves and a resume restores: the
@@ -470,24 +469,10 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		return err
 	}
 	startStep := step
-	var bar *progressbar.ProgressBar
+	var bar *Progress
 	if !l.cfg.Quiet {
-		w := l.cfg.Progress
-		if w == nil {
-			w = os.Stderr
-		}
-		bar = progressbar.NewOptions(l.cfg.TotalSteps,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("steps"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetWidth(20),
-			progressbar.OptionSetDescription("train"),
-		)
-		_ = bar.Set(step)
-		defer func() { _ = bar.Exit() }()
+		bar = NewProgress(l.cfg.Progress, l.cfg.TotalSteps, step, "train")
+		defer bar.Exit()
 	}
 
 	start := time.Now()
@@ -544,7 +529,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 				desc = append(desc, fmt.Sprintf("img %.4f", res.LossImage))
 			}
 			bar.Describe(strings.Join(desc, " "))
-			_ = bar.Set(step)
+			bar.Set(step)
 		}
 		if l.cfg.OnStep != nil {
 			if err := l.cfg.OnStep(res); err != nil {

@@ -246,3 +246,29 @@ func TestResumeOfAnotherModelIsNotDamage(t *testing.T) {
 		t.Errorf("checkpoints %v, want [3 5] untouched", steps)
 	}
 }
+
+// Item 13: progress written to something other than a terminal is plain
+// lines (the first step, then one per PlainInterval, and the last), never a
+// bar's carriage returns.
+func TestProgressIsPlainLinesOffATerminal(t *testing.T) {
+	tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(toyOpts{text: true, image: true}), resumeConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	loop, err := NewLoop(tr, &toyData{scaleAt: func(int) float32 { return 1 }}, LoopConfig{OutDir: t.TempDir(), TotalSteps: 5, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loop.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := progress.String()
+	if strings.Contains(out, "\r") {
+		t.Errorf("carriage returns in non-terminal progress: %q", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "train: step 1/5 (20%), txt ") || !strings.HasPrefix(lines[1], "train: step 5/5 (100%), txt ") {
+		t.Errorf("progress lines %q, want the first and the last step", lines)
+	}
+}

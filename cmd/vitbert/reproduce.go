@@ -88,7 +88,7 @@ func reproduce(plan report.Plan, out string, quiet bool, command string) error {
 	if quiet {
 		progress = nil
 	}
-	r := &report.Runner{Plan: plan, Out: out, Backend: backend, Log: os.Stderr}
+	r := &report.Runner{Plan: plan, Out: out, Backend: backend, Log: os.Stderr, Quiet: quiet}
 	r.Finetune = report.Finetuner(backend, &plan, progress)
 	cells, err := r.Run(ctx)
 	if err != nil {
@@ -101,6 +101,7 @@ func reproduce(plan report.Plan, out string, quiet bool, command string) error {
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--out DIR]")
 	out := fs.String("out", "runs/demo", "output folder (rerun continues where it stopped)")
+	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -109,5 +110,5 @@ func runDemo(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "vitbert demo: pre-training a text teacher, an image teacher and four joint variants (%d steps each) on the built-in data, then fine-tuning each on Fashion-MNIST and SpamAssassin; results in %s\n", plan.Pretrain.Steps, *out)
-	return reproduce(plan, *out, false, "vitbert demo")
+	return reproduce(plan, *out, *quiet, "vitbert demo")
 }
