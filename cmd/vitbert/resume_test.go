@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vitbert/vitbert/pretrain"
+	"github.com/vitbert/vitbert/train"
 )
 
 func readRunConfig(t *testing.T, dir string) pretrain.Config {
@@ -71,5 +75,50 @@ func TestPretrainResumeKeepsTheRunsConfiguration(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
 	if n := strings.Count(string(b), "\n"); n != 12 {
 		t.Errorf("%d metrics lines after extending to 12 steps", n)
+	}
+}
+
+// TestLockChild holds the lock of $VITBERT_LOCK_DIR until its stdin closes.
+func TestLockChild(t *testing.T) {
+	dir := os.Getenv("VITBERT_LOCK_DIR")
+	if dir == "" {
+		t.Skip("child process of TestRunDirectoryIsLocked")
+	}
+	release, err := train.LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	fmt.Println("locked")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// Item 3: pretrain, reproduce and demo refuse an output directory another
+// process holds, naming its PID, before writing anything.
+func TestRunDirectoryIsLocked(t *testing.T) {
+	out := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$")
+	cmd.Env = append(os.Environ(), "VITBERT_LOCK_DIR="+out)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "locked" {
+		t.Fatalf("child: %q", line)
+	}
+	want := fmt.Sprintf("in use by process %d", cmd.Process.Pid)
+	for name, run := range map[string]func() error{
+		"pretrain":  func() error { return runPretrain([]string{"--out", out, "--steps", "2", "--quiet"}) },
+		"reproduce": func() error { return runReproduce([]string{"--out", out, "--quiet"}) },
+		"demo":      func() error { return runDemo([]string{"--out", out, "--quiet"}) },
+	} {
+		if err := run(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s into a locked directory: %v, want %q", name, err, want)
+		}
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 {
+		t.Errorf("the refused runs wrote into %s: %d entries", out, len(entries))
 	}
 }
