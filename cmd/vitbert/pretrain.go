@@ -131,6 +131,9 @@ func resumeConfig(fs *flags, dir, configFile string) (c pretrain.Config, ok bool
 	if extended {
 		run.Steps, run.Optimizer.TotalSteps = c.Steps, c.Steps
 	}
+	// The device layout does not change the computation (docs/gpu.md):
+	// checkpoints hold one replicated value, so it may change on resume.
+	run.Devices, run.Mesh = c.Devices, c.Mesh
 	c.Finish()
 	if field, was, now := firstDifference(run, c); field != "" {
 		how := "this field"
@@ -139,7 +142,7 @@ func resumeConfig(fs *flags, dir, configFile string) (c pretrain.Config, ok bool
 		} else if configFile != "" {
 			how = configFile
 		}
-		return c, false, fmt.Errorf("--resume: %s is %s in the run's %s, but %s asks for %s: a resumed run keeps its configuration (only --steps may extend it); start a new run in another --out to change it",
+		return c, false, fmt.Errorf("--resume: %s is %s in the run's %s, but %s asks for %s: a resumed run keeps its configuration (only --steps may extend it, and --devices/--mesh change); start a new run in another --out to change it",
 			field, was, path, how, now)
 	}
 	if err := c.Validate(); err != nil {
@@ -199,7 +202,7 @@ func runPretrain(args []string) error {
 	fs := newFlags("pretrain", "--out DIR [--preset tiny] [--mode joint] [--gradmask] [--text-teacher DIR] [--image-teacher DIR] [flags]")
 	preset, configFile := pretrainFlags(fs)
 	out := fs.String("out", "", "run directory: metrics.jsonl, masks.jsonl, checkpoints/, model/ (required)")
-	resume := fs.Bool("resume", false, "continue the run in --out from its latest checkpoint, with the run's own configuration (OUT/config.json); --steps may extend it")
+	resume := fs.Bool("resume", false, "continue the run in --out from its latest intact checkpoint, with the run's own configuration (OUT/config.json); --steps may extend it, --devices and --mesh may change")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	probes := fs.IntIn("probes", 0, train.AtLeast(0).With("0: none"), "take activation maps at this many evenly spaced steps (and snapshot gradient masks), under OUT/probes")
 	if err := fs.Parse(args); err != nil {
