@@ -166,3 +166,20 @@ func TestOpenImageFolderRefusesOneClass(t *testing.T) {
 		}
 	}
 }
+
+// data inspect on an image folder says that the size it prints is the one
+// images are scaled to, and what the images really are.
+func TestInspectFolderSaysTheSourceSize(t *testing.T) {
+	root := t.TempDir()
+	grey := image.NewGray(image.Rect(0, 0, 28, 28))
+	for _, c := range []string{"a", "b"} {
+		writeFile(t, filepath.Join(root, c, "x.png"), pngBytes(t, grey))
+	}
+	var out bytes.Buffer
+	if ok, err := Inspect(root, &out); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if want := "x.png, is 28x28 (grey)"; !strings.Contains(out.String(), want) {
+		t.Errorf("inspect printed %q, want %q", out.String(), want)
+	}
+}
