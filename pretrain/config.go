@@ -217,34 +217,45 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("mode must be text, image or joint, got %q", c.Mode)
 	}
-	if c.Steps <= 0 {
-		return fmt.Errorf("steps must be positive, got %d", c.Steps)
-	}
-	if c.HasText() && c.TextBatch <= 0 || c.HasImage() && c.ImageBatch <= 0 {
-		return fmt.Errorf("batch sizes must be positive (text %d, image %d)", c.TextBatch, c.ImageBatch)
-	}
-	if c.Devices < 0 {
-		return fmt.Errorf("devices must be >= 0, got %d", c.Devices)
+	pos, nonNeg := train.AtLeast(1), train.AtLeast(0)
+	unit := train.Between(0, 1)
+	for _, f := range []struct {
+		field string
+		v     float64
+		r     train.Range
+		check bool
+	}{
+		{"steps", float64(c.Steps), pos, true},
+		{"text_batch", float64(c.TextBatch), pos, c.HasText()},
+		{"image_batch", float64(c.ImageBatch), pos, c.HasImage()},
+		{"model.dropout", c.Model.Dropout, train.Range{Lo: 0, Hi: 1, HiOpen: true}, true},
+		{"distill_text.alpha", c.DistillText.Alpha, unit, true},
+		{"distill_text.tau", c.DistillText.Tau, train.Above(0), true},
+		{"distill_image.alpha", c.DistillImage.Alpha, unit, true},
+		{"distill_image.tau", c.DistillImage.Tau, train.Above(0), true},
+		{"warmup_frac", c.WarmupFrac, train.Range{Lo: 0, Hi: 1, HiOpen: true}, true},
+		{"mask_start", c.MaskStart, unit, true},
+		{"mask_span", c.MaskSpan, train.Range{Lo: 0, Hi: 1 - c.MaskStart, LoOpen: true, Note: "at most 1 - mask_start"}, true},
+		{"checkpoint_every", float64(c.CheckpointEvery), nonNeg.With("0: only at the end and on interruption"), true},
+		{"keep_checkpoints", float64(c.KeepCheckpoints), pos, true},
+		{"log_every", float64(c.LogEvery), pos, true},
+		{"devices", float64(c.Devices), nonNeg.With("0: the backend's default device"), true},
+	} {
+		if !f.check {
+			continue
+		}
+		if err := f.r.Check(f.field, f.v); err != nil {
+			return err
+		}
 	}
 	if n := c.Devices; n > 1 {
 		if c.HasText() && c.TextBatch%n != 0 || c.HasImage() && c.ImageBatch%n != 0 {
-			return fmt.Errorf("the batches (text %d, image %d) must be divisible by devices %d: every device takes an equal share",
-				c.TextBatch, c.ImageBatch, n)
+			return &train.FieldError{Field: "devices", Value: fmt.Sprint(n),
+				Want: fmt.Sprintf("a divisor of the batches (text %d, image %d): every device takes an equal share", c.TextBatch, c.ImageBatch)}
 		}
 	}
 	if c.Mask.Enabled && c.Mode != ModeJoint {
 		return fmt.Errorf("gradient masking splits the encoder between text and image: it needs mode joint, not %s", c.Mode)
-	}
-	for _, d := range []struct {
-		name string
-		d    Distill
-	}{{"distill_text", c.DistillText}, {"distill_image", c.DistillImage}} {
-		if d.d.Teacher == "" {
-			continue
-		}
-		if d.d.Alpha < 0 || d.d.Alpha > 1 || d.d.Tau <= 0 {
-			return fmt.Errorf("%s: alpha must be in [0,1] and tau positive (got %g, %g)", d.name, d.d.Alpha, d.d.Tau)
-		}
 	}
 	if c.DistillText.Teacher != "" && !c.HasText() || c.DistillImage.Teacher != "" && !c.HasImage() {
 		return fmt.Errorf("a teacher is set for a task that mode %s does not train", c.Mode)
@@ -278,8 +289,18 @@ func (c *Config) Validate() error {
 	if err := c.Optimizer.Validate(); err != nil {
 		return err
 	}
-	if err := c.Mask.Validate(); err != nil {
+	if err := c.Mask.ValidateRanges(); err != nil {
 		return err
+	}
+	if c.Mask.Enabled {
+		if need := c.Mask.NumUpdates(); c.Mask.EndStep-c.Mask.StartStep < need {
+			what := fmt.Sprintf("train for at least %d steps (--steps), or raise the increment (--mask-step) or mask_span", c.minMaskSteps())
+			if start := int(c.MaskStart * float64(c.Steps)); c.Mask.StartStep != start || c.Mask.EndStep != start+int(c.MaskSpan*float64(c.Steps)) {
+				what = "widen gradient_mask.start_step/end_step, or raise the increment (--mask-step)"
+			}
+			return fmt.Errorf("gradient masking makes %d mask updates (final_sparsity %g in increments of %g), at most one per step, within the steps [%d, %d] (mask_start %g and mask_span %g of %d steps): %s",
+				need, c.Mask.FinalSparsity, c.Mask.Increment, c.Mask.StartStep, c.Mask.EndStep, c.MaskStart, c.MaskSpan, c.Steps, what)
+		}
 	}
 	m := c.Model
 	m.TaskHeads = nil
@@ -287,6 +308,23 @@ func (c *Config) Validate() error {
 		return nil
 	}
 	return m.Validate()
+}
+
+// minMaskSteps is the smallest number of steps whose derived mask span
+// (mask_start, mask_span) holds every mask update.
+func (c *Config) minMaskSteps() int {
+	need := c.Mask.NumUpdates()
+	if c.MaskSpan <= 0 {
+		return need
+	}
+	n := int(float64(need) / c.MaskSpan)
+	for ; n < 1<<40; n++ {
+		start := int(c.MaskStart * float64(n))
+		if start+int(c.MaskSpan*float64(n))-start >= need {
+			return n
+		}
+	}
+	return n
 }
 
 // LoadFile overrides c with the fields present in a JSON config file.

@@ -192,9 +192,13 @@ func LoadImages(spec string) (*images.Dataset, error) {
 // Run trains according to c, writing metrics, checkpoints and the final
 // model under opt.OutDir.
 func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) error {
-	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+	// The training loop locks the run directory too; taking the lock here
+	// already keeps a second process from rewriting config.json.
+	release, err := train.LockDir(opt.OutDir)
+	if err != nil {
 		return err
 	}
+	defer release()
 	s, err := NewSetup(backend, c)
 	if err != nil {
 		return err

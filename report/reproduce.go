@@ -127,6 +127,8 @@ type Runner struct {
 	Backend  compute.Backend
 	Finetune FinetuneFn
 	Log      io.Writer
+	// Quiet hides the pre-training progress (Log still gets the run's notes).
+	Quiet bool
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -190,7 +192,7 @@ func (r *Runner) pretrainVariant(ctx context.Context, v Variant) error {
 		return nil
 	}
 	r.logf("pre-training %-28s → %s", v.Name, dir)
-	opt := pretrain.Options{OutDir: dir, Resume: true, Progress: r.Log, Quiet: r.Log == nil}
+	opt := pretrain.Options{OutDir: dir, Resume: true, Progress: r.Log, Quiet: r.Log == nil || r.Quiet}
 	c := r.config(v)
 	if r.Plan.Probes > 1 && v.Mode == pretrain.ModeJoint {
 		c.Finish()

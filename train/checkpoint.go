@@ -114,6 +114,11 @@ func LoadVariables(path string, store *model.Store) error {
 	if err != nil {
 		return err
 	}
+	return setVariables(path, f, store)
+}
+
+// setVariables puts a read file's tensors into the store (see LoadVariables).
+func setVariables(path string, f *safetensors.File, store *model.Store) error {
 	nonTrainable := map[string]bool{}
 	if s, ok := f.Metadata["non_trainable"]; ok {
 		var names []string
@@ -270,12 +275,20 @@ func ReadCheckpointState(dir string) (*CheckpointState, error) {
 }
 
 // LoadCheckpoint restores the store's variables from dir and returns its state.
+// A checkpoint whose files cannot be read (missing, truncated, not JSON)
+// gives an error that matches errDamaged; one that does not fit the store
+// (another model) does not.
 func LoadCheckpoint(dir string, store *model.Store) (*CheckpointState, error) {
 	st, err := ReadCheckpointState(dir)
 	if err != nil {
-		return nil, err
+		return nil, &damagedError{err}
 	}
-	if err := LoadVariables(filepath.Join(dir, VariablesFile), store); err != nil {
+	path := filepath.Join(dir, VariablesFile)
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, &damagedError{err}
+	}
+	if err := setVariables(path, f, store); err != nil {
 		return nil, err
 	}
 	return st, nil

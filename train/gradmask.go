@@ -83,23 +83,33 @@ func (c *MaskConfig) Validate() error {
 	if !c.Enabled {
 		return nil
 	}
-	switch {
-	case !(c.FinalSparsity > 0 && c.FinalSparsity <= 1):
-		return fmt.Errorf("gradient mask: final_sparsity must be in (0, 1], got %g", c.FinalSparsity)
-	case !(c.Increment > 0 && c.Increment <= c.FinalSparsity):
-		return fmt.Errorf("gradient mask: increment must be in (0, final_sparsity], got %g", c.Increment)
-	case c.StartStep < 0:
-		return fmt.Errorf("gradient mask: start_step must be >= 0, got %d", c.StartStep)
-	case c.EndStep-c.StartStep < c.NumUpdates():
-		return fmt.Errorf("gradient mask: the span [%d, %d] is too short for %d updates",
-			c.StartStep, c.EndStep, c.NumUpdates())
+	if err := c.ValidateRanges(); err != nil {
+		return err
+	}
+	if c.EndStep-c.StartStep < c.NumUpdates() {
+		return fmt.Errorf("gradient mask: the span [%d, %d] is too short for %d updates (final_sparsity %g in increments of %g): widen it to at least %d steps, or raise the increment",
+			c.StartStep, c.EndStep, c.NumUpdates(), c.FinalSparsity, c.Increment, c.NumUpdates())
+	}
+	return nil
+}
+
+// ValidateRanges checks each field's range, masking enabled or not (so that
+// a configuration can refuse a value typed on purpose even when it is unused).
+func (c *MaskConfig) ValidateRanges() error {
+	if err := (Range{Lo: 0, Hi: 1, LoOpen: true}).Check("gradient_mask.final_sparsity", c.FinalSparsity); err != nil {
+		return err
+	}
+	if err := (Range{Lo: 0, Hi: c.FinalSparsity, LoOpen: true, Note: "at most final_sparsity"}).Check("gradient_mask.increment", c.Increment); err != nil {
+		return err
+	}
+	if err := AtLeast(0).Check("gradient_mask.start_step", float64(c.StartStep)); err != nil {
+		return err
 	}
 	switch c.Ranking {
 	case "", RankPerTensor, RankPerBlock, RankGlobal:
-	default:
-		return fmt.Errorf("gradient mask: unknown ranking %q (want tensor, block or global)", c.Ranking)
+		return nil
 	}
-	return nil
+	return fmt.Errorf("gradient mask: unknown ranking %q (want tensor, block or global)", c.Ranking)
 }
 
 func (c *MaskConfig) ranking() RankScope {

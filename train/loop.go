@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/schollz/progressbar/v3"
 	"github.com/vitbert/vitbert/atomicfs"
 )
 
@@ -88,6 +87,9 @@ type LoopConfig struct {
 	// Progress receives the progress bar (nil: standard error); Quiet hides it.
 	Progress io.Writer
 	Quiet    bool
+	// Log receives the loop's notes besides progress (a damaged checkpoint
+	// skipped on resume; nil: standard error), shown even when Quiet.
+	Log io.Writer
 	// CatchSignals makes SIGINT and SIGTERM save a checkpoint and stop.
 	CatchSignals bool
 	// Evaluate, if set, is called after every EvalEvery-th step and after
@@ -201,7 +203,7 @@ func (l *Loop) SaveCheckpoint() (string, error) {
 
 // Resume restores a checkpoint directory: variables (weights, optimiser,
 // masks, RNG), data-stream position and host state. Metrics and mask lines
-// logged after that step by an interrupted run are dropped.
+// logged after that step by an interrupted run are dropped when Run starts.
 func (l *Loop) Resume(dir string) error {
 	st, err := LoadCheckpoint(dir, l.trainer.Store())
 	if err != nil {
@@ -229,27 +231,85 @@ func (l *Loop) Resume(dir string) error {
 	if m := l.trainer.Mask(); m != nil {
 		m.invalidate()
 		if st.Mask != nil && st.Mask.UpdatesDone != m.cfg.UpdatesDoneAt(st.Step) {
-			return fmt.Errorf("resuming from %s: the checkpoint made %d mask updates by step %d, the configured schedule %d",
-				dir, st.Mask.UpdatesDone, st.Step, m.cfg.UpdatesDoneAt(st.Step))
-		}
-	}
-	for _, name := range []string{MetricsFile, MasksFile} {
-		if err := truncateJSONLAfter(filepath.Join(l.cfg.OutDir, name), st.Step); err != nil {
-			return err
+			return fmt.Errorf("resuming from %s: the checkpoint made %d mask updates by step %d (mask updates at steps %v), but the configured schedule would have made %d (updates at %v): the gradient-mask schedule (steps, mask ratio, mask step, mask span) must be the run's own; resume with the configuration the run was started with",
+				dir, st.Mask.UpdatesDone, st.Step, st.Mask.UpdateSteps, m.cfg.UpdatesDoneAt(st.Step), m.cfg.UpdateSteps())
 		}
 	}
 	l.lastCheckpoint, l.lastCheckpointStep = dir, st.Step
 	return nil
 }
 
-// ResumeLatest resumes from the newest checkpoint under OutDir/checkpoints,
-// if any, and says whether it did.
+// ResumeLatest resumes from the newest intact checkpoint under
+// OutDir/checkpoints, if any, and says whether it did. A damaged checkpoint
+// (unreadable state.json or variables, an empty directory) is never deleted:
+// it is renamed damaged-step-NNNNNNN (so that a new checkpoint of its step
+// cannot replace it, and pruning ignores it), the loop says so on Log, and
+// the previous checkpoint is tried.
 func (l *Loop) ResumeLatest() (bool, error) {
-	dir, err := LatestCheckpoint(l.CheckpointRoot())
-	if err != nil || dir == "" {
+	steps, err := ListCheckpoints(l.CheckpointRoot())
+	if err != nil {
 		return false, err
 	}
-	return true, l.Resume(dir)
+	var first error
+	for i := len(steps) - 1; i >= 0; i-- {
+		dir := filepath.Join(l.CheckpointRoot(), CheckpointName(steps[i]))
+		err := l.Resume(dir)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, errDamaged) {
+			return false, err
+		}
+		if first == nil {
+			first = err
+		}
+		kept, rerr := keepDamaged(dir)
+		if rerr != nil {
+			return false, fmt.Errorf("%w (and setting it aside failed: %v)", err, rerr)
+		}
+		next := "no older checkpoint"
+		if i > 0 {
+			next = "falling back to " + CheckpointName(steps[i-1])
+		}
+		fmt.Fprintf(l.logWriter(), "checkpoint %s is damaged (%v); kept as %s; %s\n", CheckpointName(steps[i]), err, kept, next)
+	}
+	if first != nil {
+		// Every checkpoint was damaged: the state of the store is unknown.
+		return false, fmt.Errorf("no intact checkpoint in %s: %w", l.CheckpointRoot(), first)
+	}
+	return false, nil
+}
+
+// errDamaged marks a checkpoint that cannot be read.
+var errDamaged = errors.New("damaged checkpoint")
+
+type damagedError struct{ err error }
+
+func (e *damagedError) Error() string { return e.err.Error() }
+func (e *damagedError) Unwrap() error { return e.err }
+func (e *damagedError) Is(target error) bool {
+	return target == errDamaged
+}
+
+// keepDamaged renames a damaged checkpoint out of the way, never deleting it.
+func keepDamaged(dir string) (string, error) {
+	base := filepath.Join(filepath.Dir(dir), "damaged-"+filepath.Base(dir))
+	name := base
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		name = fmt.Sprintf("%s.%d", base, i)
+	}
+	return filepath.Base(name), os.Rename(dir, name)
+}
+
+// logWriter is where the loop reports what it did besides training.
+func (l *Loop) logWriter() io.Writer {
+	if l.cfg.Log != nil {
+		return l.cfg.Log
+	}
+	return os.Stderr
 }
 
 // truncateJSONLAfter drops the lines of a JSON-lines file whose "step" is
@@ -363,10 +423,26 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 	}
+	release, err := LockDir(l.cfg.OutDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := os.MkdirAll(l.CheckpointRoot(), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", l.CheckpointRoot(), err)
 	}
 	removeStaleTemporaries(l.CheckpointRoot())
+	// Lines an interrupted run logged after the step training starts from
+	// (its last checkpoint, or 0) would be logged twice.
+	start0, err := l.trainer.CurrentStep()
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{MetricsFile, MasksFile} {
+		if err := truncateJSONLAfter(filepath.Join(l.cfg.OutDir, name), start0); err != nil {
+			return err
+		}
+	}
 	metrics, err := openJSONL(filepath.Join(l.cfg.OutDir, MetricsFile))
 	if err != nil {
 		return err
@@ -393,24 +469,10 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		return err
 	}
 	startStep := step
-	var bar *progressbar.ProgressBar
+	var bar *Progress
 	if !l.cfg.Quiet {
-		w := l.cfg.Progress
-		if w == nil {
-			w = os.Stderr
-		}
-		bar = progressbar.NewOptions(l.cfg.TotalSteps,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("steps"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetWidth(20),
-			progressbar.OptionSetDescription("train"),
-		)
-		_ = bar.Set(step)
-		defer func() { _ = bar.Exit() }()
+		bar = NewProgress(l.cfg.Progress, l.cfg.TotalSteps, step, "train")
+		defer bar.Exit()
 	}
 
 	start := time.Now()
@@ -476,7 +538,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 				desc = append(desc, fmt.Sprintf("img %.4f", res.LossImage))
 			}
 			bar.Describe(strings.Join(desc, " "))
-			_ = bar.Set(step)
+			bar.Set(step)
 		}
 		if l.cfg.OnStep != nil {
 			if err := l.cfg.OnStep(res); err != nil {

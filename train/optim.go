@@ -83,24 +83,27 @@ func DefaultNoDecay(v *model.Variable) bool { return v.Shape().Rank() <= 1 }
 
 // Validate checks the configuration.
 func (c *OptimizerConfig) Validate() error {
-	switch {
-	case !(c.LearningRate > 0):
-		return fmt.Errorf("optimizer: learning_rate must be > 0, got %g", c.LearningRate)
-	case c.MinLearningRate < 0 || c.MinLearningRate > c.LearningRate:
-		return fmt.Errorf("optimizer: min_learning_rate must be in [0, learning_rate], got %g", c.MinLearningRate)
-	case c.WarmupSteps < 0:
-		return fmt.Errorf("optimizer: warmup_steps must be >= 0, got %d", c.WarmupSteps)
-	case c.Decay != DecayConstant && c.Decay != "" && c.TotalSteps <= c.WarmupSteps:
-		return fmt.Errorf("optimizer: total_steps (%d) must exceed warmup_steps (%d) for %s decay",
-			c.TotalSteps, c.WarmupSteps, c.Decay)
-	case c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1:
-		return fmt.Errorf("optimizer: betas must be in [0, 1), got %g, %g", c.Beta1, c.Beta2)
-	case !(c.Epsilon > 0):
-		return fmt.Errorf("optimizer: epsilon must be > 0, got %g", c.Epsilon)
-	case c.WeightDecay < 0:
-		return fmt.Errorf("optimizer: weight_decay must be >= 0, got %g", c.WeightDecay)
-	case c.ClipNorm < 0:
-		return fmt.Errorf("optimizer: clip_norm must be >= 0, got %g", c.ClipNorm)
+	for _, f := range []struct {
+		field string
+		v     float64
+		r     Range
+	}{
+		{"learning_rate", c.LearningRate, Above(0)},
+		{"min_learning_rate", c.MinLearningRate, Between(0, c.LearningRate).With("at most learning_rate")},
+		{"warmup_steps", float64(c.WarmupSteps), AtLeast(0)},
+		{"beta1", c.Beta1, Range{Lo: 0, Hi: 1, HiOpen: true}},
+		{"beta2", c.Beta2, Range{Lo: 0, Hi: 1, HiOpen: true}},
+		{"epsilon", c.Epsilon, Above(0)},
+		{"weight_decay", c.WeightDecay, AtLeast(0).With("0: none")},
+		{"clip_norm", c.ClipNorm, AtLeast(0).With("0 disables clipping")},
+	} {
+		if err := f.r.Check("optimizer."+f.field, f.v); err != nil {
+			return err
+		}
+	}
+	if c.Decay != DecayConstant && c.Decay != "" && c.TotalSteps <= c.WarmupSteps {
+		return &FieldError{Field: "optimizer.warmup_steps", Value: fmt.Sprint(c.WarmupSteps),
+			Want: fmt.Sprintf("below total_steps (%d) for %s decay", c.TotalSteps, c.Decay)}
 	}
 	switch c.Decay {
 	case "", DecayCosine, DecayLinear, DecayConstant:

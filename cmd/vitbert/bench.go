@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/vitbert/vitbert/bench"
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/train"
 )
 
 func init() {
@@ -67,15 +68,15 @@ func runBench(args []string) error {
 	modes := fs.String("mode", strings.Join(bench.Modes, ","), "comma-separated modes: "+strings.Join(bench.Modes, ", "))
 	backend := fs.String("backend", "", "compute backend, as GOMLX_BACKEND (go, xla:cuda, xla:/path/plugin.so); default GOMLX_BACKEND or go")
 	asJSON := fs.Bool("json", false, "print one JSON object per (preset, mode)")
-	steps := fs.Int("steps", 10, "timed steps")
-	warmup := fs.Int("warmup", 3, "untimed steps after the first (compiling) one")
-	batch := fs.Int("batch", 0, "texts and images per step (default: the preset's)")
+	steps := fs.IntIn("steps", 10, train.AtLeast(1), "timed steps")
+	warmup := fs.IntIn("warmup", 3, train.AtLeast(0), "untimed steps after the first (compiling) one")
+	batch := fs.IntIn("batch", 0, train.AtLeast(1), "texts and images per step (default: the preset's)")
 	seed := fs.Int64("seed", 1, "seed of inputs, weights and masks")
 	precision := fs.String("precision", "f32", "matrix products in f32, or bf16 (mixed precision: float32 weights, optimiser state, norms, softmax and losses)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed steps to this file (single preset and mode)")
 	inProcess := fs.Bool("in-process", false, "run every benchmark in this process (peak RSS is then cumulative)")
 	memLimit := fs.String("memory-limit", "auto", "Go heap soft limit (e.g. 6GiB, 512MiB; off: none; auto: GOMEMLIMIT if set, else min(7GiB, 3/4 of RAM))")
-	devices := fs.Int("devices", 0, "training modes: data-parallel over this many devices (XLA, docs/gpu.md)")
+	devices := fs.IntIn("devices", 0, train.AtLeast(0).With("0: the backend's default device"), "training modes: data-parallel over this many devices (XLA, docs/gpu.md)")
 	mesh := fs.Bool("mesh", false, "training modes: use the data-parallel (device-mesh) step even for one device")
 	child := fs.Bool("child", false, "internal: run one benchmark and print its JSON result")
 	if err := fs.Parse(args); err != nil {
@@ -91,9 +92,6 @@ func runBench(args []string) error {
 	ms, err := bench.ParseList(*modes, bench.Modes, "mode")
 	if err != nil {
 		return err
-	}
-	if *steps < 1 || *warmup < 0 || *batch < 0 || *devices < 0 {
-		return fmt.Errorf("--steps must be >= 1, --warmup, --batch and --devices >= 0")
 	}
 	if *cpuprofile != "" && len(ps)*len(ms) != 1 {
 		return fmt.Errorf("--cpuprofile needs exactly one preset and one mode")
@@ -114,6 +112,9 @@ func runBench(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--precision: %w", err)
 	}
+	if err := startHook(); err != nil {
+		return err
+	}
 	opt := bench.Options{Steps: *steps, Warmup: *warmup, Seed: *seed, Precision: prec, Devices: *devices, Mesh: *mesh}
 	out := os.Stdout
 
@@ -122,7 +123,7 @@ func runBench(args []string) error {
 		if err != nil {
 			return nil, err
 		}
-		if *batch > 0 {
+		if fs.Given("batch") {
 			p.TextBatch, p.ImageBatch = *batch, *batch
 		}
 		b, err := newBackend()

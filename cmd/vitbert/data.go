@@ -47,7 +47,7 @@ func runData(args []string) error {
 }
 
 // dataParseInterspersed parses flags that may come after positional arguments.
-func dataParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+func dataParseInterspersed(fs *flags, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/vitbert/vitbert/finetune"
+	"github.com/vitbert/vitbert/train"
 )
 
 func init() {
@@ -33,21 +34,21 @@ func runFinetune(args []string) error {
 	resume := fs.Bool("resume", false, "continue the run in --out from its latest checkpoint (its config.json is the configuration; flags must agree with it)")
 	overwrite := fs.Bool("overwrite", false, "replace a run already in --out")
 	preset := fs.String("preset", def.Preset, "model size of a scratch run: tiny, small or base")
-	steps := fs.Int("steps", def.Steps, "training steps")
-	epochs := fs.Float64("epochs", 0, "passes over the training examples (replaces --steps)")
-	trainN := fs.Int("train-examples", 0, "few-shot: train on N examples drawn by --seed (0: all)")
-	perClass := fs.Int("per-class", 0, "few-shot: train on N examples of each class drawn by --seed (0: all)")
-	batch := fs.Int("batch", def.Batch, "examples per step")
-	evalBatch := fs.Int("eval-batch", def.EvalBatch, "examples per evaluation batch")
-	lr := fs.Float64("lr", def.Optimizer.LearningRate, "peak learning rate (AdamW)")
-	warmup := fs.Float64("warmup-frac", def.WarmupFrac, "share of the steps spent warming up, in [0, 1); linear decay follows")
-	wd := fs.Float64("weight-decay", def.Optimizer.WeightDecay, "AdamW weight decay (biases and LayerNorm excluded)")
-	dropout := fs.Float64("dropout", def.Dropout, "dropout rate (negative keeps the model's)")
-	evalEvery := fs.Int("eval-every", def.EvalEvery, "score the validation split every N steps (0: only at the end)")
-	ckEvery := fs.Int("checkpoint-every", 0, "write a resumable checkpoint every N steps (0: at every evaluation)")
-	patience := fs.Int("patience", 0, "stop after N evaluations without improvement on the validation split (0: never)")
+	steps := fs.IntIn("steps", def.Steps, train.AtLeast(1), "training steps")
+	epochs := fs.FloatIn("epochs", 0, train.Above(0), "passes over the training examples (replaces --steps)")
+	trainN := fs.IntIn("train-examples", 0, train.AtLeast(0).With("0: all"), "few-shot: train on N examples drawn by --seed")
+	perClass := fs.IntIn("per-class", 0, train.AtLeast(0).With("0: all"), "few-shot: train on N examples of each class drawn by --seed")
+	batch := fs.IntIn("batch", def.Batch, train.AtLeast(1), "examples per step")
+	evalBatch := fs.IntIn("eval-batch", def.EvalBatch, train.AtLeast(1), "examples per evaluation batch")
+	lr := fs.FloatIn("lr", def.Optimizer.LearningRate, train.Above(0), "peak learning rate (AdamW)")
+	warmup := fs.FloatIn("warmup-frac", def.WarmupFrac, train.Range{Lo: 0, Hi: 1, HiOpen: true}, "share of the steps spent warming up; linear decay follows")
+	wd := fs.FloatIn("weight-decay", def.Optimizer.WeightDecay, train.AtLeast(0), "AdamW weight decay (biases and LayerNorm excluded)")
+	dropout := fs.FloatIn("dropout", 0, train.Range{Lo: 0, Hi: 1, HiOpen: true}, "dropout rate (default: the model's)")
+	evalEvery := fs.IntIn("eval-every", def.EvalEvery, train.AtLeast(0).With("0: only at the end"), "score the validation split every N steps")
+	ckEvery := fs.IntIn("checkpoint-every", 0, train.AtLeast(0).With("0: at every evaluation"), "write a resumable checkpoint every N steps")
+	patience := fs.IntIn("patience", 0, train.AtLeast(0).With("0: never"), "stop after N evaluations without improvement on the validation split")
 	seed := fs.Int64("seed", def.Seed, "seed for the head's initialisation, data order, dropout and the few-shot subset")
-	maxLen := fs.Int("max-length", 0, "text length in tokens (0: 128, at most the model's position table)")
+	maxLen := fs.IntIn("max-length", 0, train.AtLeast(0).With("0: 128, at most the model's position table"), "text length in tokens")
 	adapt := fs.Bool("adapt-images", false, "resize and convert images whose size or channels differ from the model's (otherwise an error)")
 	freeze := fs.Bool("freeze-encoder", false, "linear probe: fit a linear classifier on the frozen encoder's features")
 	l2 := fs.String("l2", "", "linear probe: comma-separated L2 penalties to choose from on validation (default 1,0.1,…,1e-5)")
@@ -141,6 +142,9 @@ func runFinetune(args []string) error {
 			}
 			c.Probe.L2 = append(c.Probe.L2, v)
 		}
+	}
+	if err := startHook(); err != nil {
+		return err
 	}
 	backend, err := newBackend()
 	if err != nil {

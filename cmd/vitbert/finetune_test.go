@@ -90,8 +90,8 @@ func TestFinetuneFlagErrors(t *testing.T) {
 		{[]string{"--model", "scratch", "--out", "x", "--l2", "0.1"}, "--freeze-encoder"},
 		{[]string{"--model", "scratch", "--out", "x", "--resume", "--overwrite"}, "exclude each other"},
 		{[]string{"--out", t.TempDir(), "--resume"}, "nothing to resume"},
-		{[]string{"--model", "scratch", "--out", "x", "--warmup-frac", "2"}, "(--warmup-frac) must be in [0, 1)"},
-		{[]string{"--model", "scratch", "--out", "x", "--eval-batch", "0"}, "(--eval-batch) must be positive"},
+		{[]string{"--model", "scratch", "--out", "x", "--warmup-frac", "2"}, "--warmup-frac 2: must be in [0, 1)"},
+		{[]string{"--model", "scratch", "--out", "x", "--eval-batch", "0"}, "--eval-batch 0: must be >= 1"},
 	} {
 		if _, err := capture(t, runFinetune, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("finetune %v: err = %v, want %q", tc.args, err, tc.want)

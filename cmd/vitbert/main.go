@@ -70,13 +70,7 @@ func main() {
 	}
 }
 
-// newFlags returns a FlagSet that reports errors instead of exiting, so every
-// command fails the same way.
-func newFlags(name, usageLine string) *flag.FlagSet {
-	fs := flag.NewFlagSet("vitbert "+name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: vitbert %s %s\n\nFlags:\n", name, usageLine)
-		fs.PrintDefaults()
-	}
-	return fs
-}
+// startHook runs after a command has read and checked its flags, just
+// before its work starts (training, downloading, benchmarking). Tests set
+// it to stop there.
+var startHook = func() error { return nil }

@@ -15,6 +15,7 @@ import (
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/safetensors"
 	"github.com/vitbert/vitbert/text"
+	"github.com/vitbert/vitbert/train"
 )
 
 func init() {
@@ -43,13 +44,13 @@ func runPredict(args []string) error {
 	fs.Var(&pairs, "text-pair", "second segment for the text at the same index (repeatable)")
 	fs.Var(&imagesIn, "image", "a PNG or JPEG image, resized and normalised (repeatable)")
 	pixels := fs.String("pixels", "", "safetensors file with tensor pixel_values [N, C, H, W], already normalised")
-	maxLen := fs.Int("max-length", 0, "pad (and truncate, longest_first) texts to this many tokens; 0 = longest text")
+	maxLen := fs.IntIn("max-length", 0, train.AtLeast(0).With("0: the longest text"), "pad (and truncate, longest_first) texts to this many tokens")
 	mlmPos := fs.String("mlm-positions", "", "comma-separated token positions for an MLM head (default: the [MASK] tokens)")
 	tokPath := fs.String("tokenizer", "", "tokenizer.json or vocab.txt (default: from the model directory, else bert-base-uncased)")
 	headName := fs.String("head", "", "head to run (default: the model's first head for the input's modality)")
 	asJSON := fs.Bool("json", false, "print {\"logits\": ...} as JSON")
 	hidden := fs.Bool("hidden", false, "with --json, also print the final hidden states")
-	topK := fs.Int("top-k", 5, "classes or tokens to show per row without --json")
+	topK := fs.IntIn("top-k", 5, train.AtLeast(1), "classes or tokens to show per row without --json")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -278,6 +279,11 @@ func loadPixels(path string, files []string, m *checkpoint.Model) ([]float32, in
 		px, err := t.Float32s()
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", path, err)
+		}
+		for i, v := range px {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, 0, fmt.Errorf("%s: pixel_values has a non-finite value (%g at flat index %d): inputs must be finite", path, v, i)
+			}
 		}
 		return px, t.Shape[0], nil
 	}

@@ -154,6 +154,12 @@ func TestPredictBadInput(t *testing.T) {
 	if err := safetensors.WriteFile(wrongSize, []*safetensors.Tensor{safetensors.NewF32("pixel_values", []int{1, 3, 16, 16}, make([]float32, 768))}, nil); err != nil {
 		t.Fatal(err)
 	}
+	nan := filepath.Join(dir, "nan.safetensors")
+	px := make([]float32, 1*3*32*32)
+	px[7] = float32(math.NaN())
+	if err := safetensors.WriteFile(nan, []*safetensors.Tensor{safetensors.NewF32("pixel_values", []int{1, 3, 32, 32}, px)}, nil); err != nil {
+		t.Fatal(err)
+	}
 	long := strings.Repeat("word ", 100)
 	cases := []struct {
 		args []string
@@ -161,6 +167,7 @@ func TestPredictBadInput(t *testing.T) {
 	}{
 		{[]string{"--model", fixtures + "vit-tiny/cls", "--pixels", noPixels}, "no tensor pixel_values"},
 		{[]string{"--model", fixtures + "vit-tiny/cls", "--pixels", wrongSize}, "pixel_values has shape [1 3 16 16]"},
+		{[]string{"--model", fixtures + "vit-tiny/cls", "--pixels", nan}, "non-finite value (NaN at flat index 7)"},
 		{[]string{"--model", fixtures + "bert-tiny/cls", "--text", long}, "longer than the model's position table (64)"},
 		{[]string{"--model", fixtures + "bert-tiny/cls"}, "exactly one kind of input"},
 		{[]string{"--model", dir, "--text", "x"}, "config.json"},

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"reflect"
+	"sort"
 	"syscall"
 
 	"github.com/vitbert/vitbert/pretrain"
@@ -17,143 +22,63 @@ func init() {
 	register("config", "print the full default configuration of a preset (vitbert config print --preset tiny)", runConfig)
 }
 
-// pretrainFlags declares the overrides shared by pretrain and config print,
-// and returns a function that applies those that were set.
-func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *pretrain.Config)) {
-	preset = fs.String("preset", "tiny", "tiny (minutes on 2 CPU cores), small, or base (GPU scale)")
+// pretrainFlags declares the flags shared by pretrain and config print. Each
+// one overrides a field of the configuration (preset, then --config file,
+// then the flags typed); the defaults --help shows are the tiny preset's.
+func pretrainFlags(fs *flags) (preset, configFile *string) {
+	preset = fs.String("preset", "tiny", "tiny (minutes on 2 CPU cores), small, or base (GPU scale); the defaults below are tiny's")
 	configFile = fs.String("config", "", "JSON config file (see 'vitbert config print'); flags override it")
-	mode := fs.String("mode", "", "text (BERT teacher), image (ViT teacher) or joint")
-	steps := fs.Int("steps", 0, "training steps")
-	textBatch := fs.Int("text-batch", 0, "texts per step")
-	imageBatch := fs.Int("image-batch", 0, "images per step")
-	seed := fs.Int64("seed", 0, "seed for initialisation, data order, masking and dropout")
-	lr := fs.Float64("lr", 0, "peak learning rate")
-	precision := fs.String("precision", "", "matrix products: f32 (default) or bf16 (mixed precision, for GPUs)")
-	warmup := fs.Int("warmup", -1, "warm-up steps")
-	decay := fs.String("decay", "", "learning-rate decay after warm-up: cosine or linear")
-	clip := fs.Float64("clip", -1, "global gradient-norm clipping (0 disables)")
-	wd := fs.Float64("weight-decay", -1, "AdamW weight decay (biases and LayerNorm excluded)")
-	dropout := fs.Float64("dropout", -1, "dropout rate")
-	gradmask := fs.Bool("gradmask", false, "enable gradient masking of the shared encoder (joint mode)")
-	beta := fs.Float64("mask-ratio", 0, "gradient mask: final sparsity β (share handed to images)")
-	delta := fs.Float64("mask-step", 0, "gradient mask: sparsity increment δ per update")
-	ranking := fs.String("mask-ranking", "", "gradient mask ranking: tensor, block or global")
-	textTeacher := fs.String("text-teacher", "", "model directory of the text teacher (enables text distillation)")
-	imageTeacher := fs.String("image-teacher", "", "model directory of the image teacher (enables image distillation)")
-	alphaText := fs.Float64("alpha-text", -1, "text distillation ratio α")
-	tauText := fs.Float64("tau-text", 0, "text distillation temperature τ")
-	alphaImage := fs.Float64("alpha-image", -1, "image distillation ratio α")
-	tauImage := fs.Float64("tau-image", 0, "image distillation temperature τ")
-	corpus := fs.String("corpus", "", "MLM corpus: embedded, or comma-separated .txt files/folders")
-	vocab := fs.String("vocab", "", "text vocabulary: a tokenizer directory (vitbert vocab train); default the built-in bert-base-uncased")
-	vocabSize := fs.Int("vocab-size", 0, "train a WordPiece vocabulary of this many tokens from the corpus (instead of --vocab)")
-	imgs := fs.String("images", "", "image data: embedded, or a path (IDX, CIFAR, ImageFolder)")
-	evalEvery := fs.Int("eval-every", 0, "every K steps, log the held-out MLM loss/accuracy and image loss/top-1 into metrics.jsonl (0: never)")
-	ckEvery := fs.Int("checkpoint-every", 0, "steps between checkpoints")
-	keep := fs.Int("keep", 0, "checkpoints to keep")
-	devices := fs.Int("devices", 0, "data-parallel training over this many devices of the backend (XLA, docs/gpu.md); batches are split evenly")
-	mesh := fs.Bool("mesh", false, "use the data-parallel (device-mesh) step even for one device")
-	apply = func(c *pretrain.Config) {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if *mode != "" {
-			c.Mode = *mode
-		}
-		if *steps > 0 {
-			c.Steps = *steps
-		}
-		if *textBatch > 0 {
-			c.TextBatch = *textBatch
-		}
-		if *imageBatch > 0 {
-			c.ImageBatch = *imageBatch
-		}
-		if set["seed"] {
-			c.Seed = *seed
-		}
-		if *lr > 0 {
-			c.Optimizer.LearningRate = *lr
-		}
-		if *precision != "" {
-			c.Precision = *precision
-		}
-		if *warmup >= 0 {
-			c.Optimizer.WarmupSteps = *warmup
-		}
-		if *decay != "" {
-			c.Optimizer.Decay = train.DecaySchedule(*decay)
-		}
-		if *clip >= 0 {
-			c.Optimizer.ClipNorm = *clip
-		}
-		if *wd >= 0 {
-			c.Optimizer.WeightDecay = *wd
-		}
-		if *dropout >= 0 {
-			c.Model.Dropout = *dropout
-		}
-		if set["gradmask"] {
-			c.Mask.Enabled = *gradmask
-		}
-		if *beta > 0 {
-			c.Mask.FinalSparsity = *beta
-		}
-		if *delta > 0 {
-			c.Mask.Increment = *delta
-		}
-		if *ranking != "" {
-			c.Mask.Ranking = train.RankScope(*ranking)
-		}
-		if *textTeacher != "" {
-			c.DistillText.Teacher = *textTeacher
-		}
-		if *imageTeacher != "" {
-			c.DistillImage.Teacher = *imageTeacher
-		}
-		if *alphaText >= 0 {
-			c.DistillText.Alpha = *alphaText
-		}
-		if *tauText > 0 {
-			c.DistillText.Tau = *tauText
-		}
-		if *alphaImage >= 0 {
-			c.DistillImage.Alpha = *alphaImage
-		}
-		if *tauImage > 0 {
-			c.DistillImage.Tau = *tauImage
-		}
-		if *corpus != "" {
-			c.Data.Corpus = *corpus
-		}
-		if set["vocab"] {
-			c.Data.Vocab = *vocab
-		}
-		if set["vocab-size"] {
-			c.Data.VocabSize = *vocabSize
-		}
-		if *imgs != "" {
-			c.Data.Images = *imgs
-		}
-		if set["eval-every"] {
-			c.EvalEvery = *evalEvery
-		}
-		if *ckEvery > 0 {
-			c.CheckpointEvery = *ckEvery
-		}
-		if *keep > 0 {
-			c.KeepCheckpoints = *keep
-		}
-		if set["devices"] {
-			c.Devices = *devices
-		}
-		if set["mesh"] {
-			c.Mesh = *mesh
-		}
+	def, err := pretrain.Preset("tiny")
+	if err != nil {
+		panic(err)
 	}
-	return
+	def.Finish()
+	clearWarmupFrac := func(c reflect.Value) { fieldByPath(c, "warmup_frac").SetFloat(0) }
+	for _, b := range []struct {
+		flag, field, usage string
+		also               func(reflect.Value)
+	}{
+		{"mode", "mode", "text (BERT teacher), image (ViT teacher) or joint", nil},
+		{"steps", "steps", "training steps (> 0)", nil},
+		{"text-batch", "text_batch", "texts per step (> 0)", nil},
+		{"image-batch", "image_batch", "images per step (> 0)", nil},
+		{"seed", "seed", "seed for initialisation, data order, masking and dropout", nil},
+		{"lr", "optimizer.learning_rate", "peak learning rate (> 0)", nil},
+		{"precision", "precision", "matrix products: f32 or bf16 (mixed precision, for GPUs)", nil},
+		{"warmup", "optimizer.warmup_steps", "warm-up steps (>= 0; default: warmup_frac of the steps)", clearWarmupFrac},
+		{"decay", "optimizer.decay", "learning-rate decay after warm-up: cosine, linear or constant", nil},
+		{"clip", "optimizer.clip_norm", "global gradient-norm clipping (>= 0; 0 disables)", nil},
+		{"weight-decay", "optimizer.weight_decay", "AdamW weight decay (>= 0; biases and LayerNorm excluded)", nil},
+		{"dropout", "model.dropout", "dropout rate, in [0, 1)", nil},
+		{"gradmask", "gradient_mask.enabled", "enable gradient masking of the shared encoder (joint mode)", nil},
+		{"mask-ratio", "gradient_mask.final_sparsity", "gradient mask: final sparsity β, in (0, 1] (share handed to images)", nil},
+		{"mask-step", "gradient_mask.increment", "gradient mask: sparsity increment δ per update, in (0, β]", nil},
+		{"mask-ranking", "gradient_mask.ranking", "gradient mask ranking: tensor, block or global", nil},
+		{"text-teacher", "distill_text.teacher", "model directory of the text teacher (enables text distillation)", nil},
+		{"image-teacher", "distill_image.teacher", "model directory of the image teacher (enables image distillation)", nil},
+		{"alpha-text", "distill_text.alpha", "text distillation ratio α, in [0, 1]", nil},
+		{"tau-text", "distill_text.tau", "text distillation temperature τ (> 0)", nil},
+		{"alpha-image", "distill_image.alpha", "image distillation ratio α, in [0, 1]", nil},
+		{"tau-image", "distill_image.tau", "image distillation temperature τ (> 0)", nil},
+		{"corpus", "data.corpus", "MLM corpus: embedded, or comma-separated .txt files/folders", nil},
+		{"vocab", "data.vocab", "text vocabulary: a tokenizer directory (vitbert vocab train); default the built-in bert-base-uncased", nil},
+		{"vocab-size", "data.vocab_size", "train a WordPiece vocabulary of this many tokens from the corpus's training documents (instead of --vocab; 0: none)", nil},
+		{"images", "data.images", "image data: embedded, or a path (IDX, CIFAR, ImageFolder)", nil},
+		{"eval-every", "eval_every", "every K steps, log the held-out MLM loss/accuracy and image loss/top-1 into metrics.jsonl (>= 0; 0: never)", nil},
+		{"checkpoint-every", "checkpoint_every", "steps between checkpoints (>= 0; 0: only at the end and on interruption)", nil},
+		{"keep", "keep_checkpoints", "checkpoints to keep (>= 1)", nil},
+		{"devices", "devices", "data-parallel training over this many devices of the backend (XLA, docs/gpu.md); batches are split evenly (>= 0)", nil},
+		{"mesh", "mesh", "use the data-parallel (device-mesh) step even for one device", nil},
+	} {
+		fs.bind(b.flag, b.field, &def, b.usage, b.also)
+	}
+	return preset, configFile
 }
 
-func buildConfig(preset, configFile string, apply func(*pretrain.Config)) (pretrain.Config, error) {
+// buildConfig is the preset, overridden by the config file, overridden by
+// the typed flags, finished and validated (the one validation of config
+// files and flags alike; an error names the flag when a flag set the value).
+func buildConfig(fs *flags, preset, configFile string) (pretrain.Config, error) {
 	c, err := pretrain.Preset(preset)
 	if err != nil {
 		return c, err
@@ -163,17 +88,126 @@ func buildConfig(preset, configFile string, apply func(*pretrain.Config)) (pretr
 			return c, err
 		}
 	}
-	apply(&c)
+	fs.apply(&c)
+	c.Finish()
+	if err := c.Validate(); err != nil {
+		if configFile != "" && fs.fieldError(err) == err {
+			return c, fmt.Errorf("%s: %w", configFile, err)
+		}
+		return c, fs.fieldError(err)
+	}
 	return c, nil
+}
+
+// resumeConfig is the configuration of the run in dir (its config.json),
+// with the typed flags and config file applied: a value that contradicts
+// the run's is an error naming the field; only --steps may change, to
+// extend the run. ok is false when dir has no config.json.
+func resumeConfig(fs *flags, dir, configFile string) (c pretrain.Config, ok bool, err error) {
+	path := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, err
+	}
+	var run pretrain.Config
+	if err := json.Unmarshal(b, &run); err != nil {
+		return c, false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	c = run
+	if configFile != "" {
+		if err := c.LoadFile(configFile); err != nil {
+			return c, false, err
+		}
+	}
+	fs.apply(&c)
+	if fs.Given("preset") && fs.Lookup("preset").Value.String() != run.Preset {
+		return c, false, fmt.Errorf("--resume: the run in %s was made with preset %q, not %q: a resumed run keeps its configuration (%s)",
+			dir, run.Preset, fs.Lookup("preset").Value, path)
+	}
+	if c.Steps < run.Steps {
+		return c, false, fmt.Errorf("--resume: --steps %d is below the run's %d steps (%s): a run can be extended, not shortened", c.Steps, run.Steps, path)
+	}
+	extended := c.Steps > run.Steps
+	if extended {
+		run.Steps, run.Optimizer.TotalSteps = c.Steps, c.Steps
+	}
+	// The device layout does not change the computation (docs/gpu.md):
+	// checkpoints hold one replicated value, so it may change on resume.
+	run.Devices, run.Mesh = c.Devices, c.Mesh
+	c.Finish()
+	if field, was, now := firstDifference(run, c); field != "" {
+		how := "this field"
+		if name := fs.boundFlag(field); name != "" && fs.Given(name) {
+			how = "--" + name
+		} else if configFile != "" {
+			how = configFile
+		}
+		return c, false, fmt.Errorf("--resume: %s is %s in the run's %s, but %s asks for %s: a resumed run keeps its configuration (only --steps may extend it, and --devices/--mesh change); start a new run in another --out to change it",
+			field, was, path, how, now)
+	}
+	if err := c.Validate(); err != nil {
+		return c, false, fs.fieldError(err)
+	}
+	if extended {
+		fmt.Fprintf(os.Stderr, "extending the run in %s to %d steps: the learning-rate schedule now ends at step %d\n", dir, c.Steps, c.Steps)
+	}
+	return c, true, nil
+}
+
+// firstDifference returns the JSON path and the two values of the first
+// field where a and b differ ("" if none).
+func firstDifference(a, b pretrain.Config) (field, va, vb string) {
+	var ma, mb map[string]any
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	_ = json.Unmarshal(ja, &ma)
+	_ = json.Unmarshal(jb, &mb)
+	return diffJSON("", ma, mb)
+}
+
+func diffJSON(prefix string, a, b map[string]any) (string, string, string) {
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		path := k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		sa, oka := a[k].(map[string]any)
+		sb, okb := b[k].(map[string]any)
+		if oka && okb {
+			if f, x, y := diffJSON(path, sa, sb); f != "" {
+				return f, x, y
+			}
+			continue
+		}
+		ja, _ := json.Marshal(a[k])
+		jb, _ := json.Marshal(b[k])
+		if string(ja) != string(jb) {
+			return path, string(ja), string(jb)
+		}
+	}
+	return "", "", ""
 }
 
 func runPretrain(args []string) error {
 	fs := newFlags("pretrain", "--out DIR [--preset tiny] [--mode joint] [--gradmask] [--text-teacher DIR] [--image-teacher DIR] [flags]")
-	preset, configFile, apply := pretrainFlags(fs)
+	preset, configFile := pretrainFlags(fs)
 	out := fs.String("out", "", "run directory: metrics.jsonl, masks.jsonl, checkpoints/, model/ (required)")
-	resume := fs.Bool("resume", false, "continue from the latest checkpoint in --out")
+	resume := fs.Bool("resume", false, "continue the run in --out from its latest intact checkpoint, with the run's own configuration (OUT/config.json); --steps may extend it, --devices and --mesh may change")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	probes := fs.Int("probes", 0, "take activation maps at this many evenly spaced steps (and snapshot gradient masks), under OUT/probes")
+	probes := fs.IntIn("probes", 0, train.AtLeast(0).With("0: none"), "take activation maps at this many evenly spaced steps (and snapshot gradient masks), under OUT/probes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -183,8 +217,20 @@ func runPretrain(args []string) error {
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	c, err := buildConfig(*preset, *configFile, apply)
-	if err != nil {
+	var c pretrain.Config
+	ok, err := false, error(nil)
+	if *resume {
+		c, ok, err = resumeConfig(fs, *out, *configFile)
+		if err != nil {
+			return err
+		}
+	}
+	if !ok {
+		if c, err = buildConfig(fs, *preset, *configFile); err != nil {
+			return err
+		}
+	}
+	if err := startHook(); err != nil {
 		return err
 	}
 	backend, err := newBackend()
@@ -195,27 +241,34 @@ func runPretrain(args []string) error {
 	defer stop()
 	opt := pretrain.Options{OutDir: *out, Resume: *resume, Quiet: *quiet}
 	if *probes > 1 {
-		c.Finish()
 		opt.ProbeSteps = pretrain.ProbeSteps(c.Steps, *probes)
 	}
-	return pretrain.Run(ctx, backend, c, opt)
+	if err := pretrain.Run(ctx, backend, c, opt); err != nil {
+		return err
+	}
+	fmt.Printf("model: %s\n", filepath.Join(*out, pretrain.ModelDir))
+	return nil
 }
 
 func runConfig(args []string) error {
+	const usage = "usage: vitbert config print [--preset tiny] [--config FILE] [pretrain flags]"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(os.Stderr, usage+"\n\nPrints the full configuration of a preset, with a config file and flags applied (see 'vitbert pretrain --help').")
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "print" {
-		return fmt.Errorf("usage: vitbert config print [--preset tiny] [pretrain flags]")
+		return errors.New(usage)
 	}
 	fs := newFlags("config print", "[--preset tiny] [--config FILE] [pretrain flags]")
-	preset, configFile, apply := pretrainFlags(fs)
+	preset, configFile := pretrainFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c, err := buildConfig(*preset, *configFile, apply)
-	if err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	c.Finish()
-	if err := c.Validate(); err != nil {
+	c, err := buildConfig(fs, *preset, *configFile)
+	if err != nil {
 		return err
 	}
 	fmt.Println(c.JSON())

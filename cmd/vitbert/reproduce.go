@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/vitbert/vitbert/report"
+	"github.com/vitbert/vitbert/train"
 )
 
 func init() {
@@ -25,8 +26,8 @@ func runReproduce(args []string) error {
 	dataDir := fs.String("data", "data/cache", "folder of the fetched data sets (tiny preset)")
 	seeds := fs.String("seeds", "", "comma-separated fine-tuning seeds (default: the preset's)")
 	noAbl := fs.Bool("no-ablations", false, "skip the distillation and mask-ratio ablations")
-	steps := fs.Int("pretrain-steps", 0, "pre-training steps per variant (default: the preset's)")
-	ftSteps := fs.Int("finetune-steps", 0, "fine-tuning steps per cell (default: the preset's)")
+	steps := fs.IntIn("pretrain-steps", 0, train.AtLeast(1), "pre-training steps per variant (default: the preset's)")
+	ftSteps := fs.IntIn("finetune-steps", 0, train.AtLeast(1), "fine-tuning steps per cell (default: the preset's)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,16 +59,24 @@ func runReproduce(args []string) error {
 	if *noAbl {
 		plan.Ablations = false
 	}
-	if *steps > 0 {
+	if fs.Given("pretrain-steps") {
 		plan.Pretrain.Steps = *steps
 	}
-	if *ftSteps > 0 {
+	if fs.Given("finetune-steps") {
 		plan.FinetuneSteps = *ftSteps
 	}
 	return reproduce(plan, *out, *quiet, "vitbert "+strings.Join(append([]string{"reproduce"}, args...), " "))
 }
 
 func reproduce(plan report.Plan, out string, quiet bool, command string) error {
+	if err := startHook(); err != nil {
+		return err
+	}
+	release, err := train.LockDir(out)
+	if err != nil {
+		return err
+	}
+	defer release()
 	backend, err := newBackend()
 	if err != nil {
 		return err
@@ -79,7 +88,7 @@ func reproduce(plan report.Plan, out string, quiet bool, command string) error {
 	if quiet {
 		progress = nil
 	}
-	r := &report.Runner{Plan: plan, Out: out, Backend: backend, Log: os.Stderr}
+	r := &report.Runner{Plan: plan, Out: out, Backend: backend, Log: os.Stderr, Quiet: quiet}
 	r.Finetune = report.Finetuner(backend, &plan, progress)
 	cells, err := r.Run(ctx)
 	if err != nil {
@@ -92,6 +101,7 @@ func reproduce(plan report.Plan, out string, quiet bool, command string) error {
 func runDemo(args []string) error {
 	fs := newFlags("demo", "[--out DIR]")
 	out := fs.String("out", "runs/demo", "output folder (rerun continues where it stopped)")
+	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,5 +110,5 @@ func runDemo(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "vitbert demo: pre-training a text teacher, an image teacher and four joint variants (%d steps each) on the built-in data, then fine-tuning each on Fashion-MNIST and SpamAssassin; results in %s\n", plan.Pretrain.Steps, *out)
-	return reproduce(plan, *out, false, "vitbert demo")
+	return reproduce(plan, *out, *quiet, "vitbert demo")
 }

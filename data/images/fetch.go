@@ -1,15 +1,14 @@
 package images
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vitbert/vitbert/data/fetchtool"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -201,21 +200,8 @@ func copyChecked(src, dst, wantSum string, progress io.Writer) error {
 	return os.Rename(part, dst)
 }
 
-// run runs a command in dir and returns its standard output; the error
-// carries its standard error.
-func run(dir string, env []string, name string, args ...string) ([]byte, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
-}
+// run runs a fetching tool (fetchtool.Run).
+var run = fetchtool.Run
 
 // getFashionMNIST downloads the Debian package without installing it
 // (apt-get download; apt-get update first if the package lists lack it) and

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -94,8 +95,16 @@ func openImageFolder(dir string, size, channels int, classes []string) (*Dataset
 			items = append(items, item{p, label})
 		}
 	}
-	if len(classes) == 0 {
-		return nil, fmt.Errorf("image folder %s: no class subfolders", dir)
+	if len(classes) < 2 {
+		msg := fmt.Sprintf("image folder %s: %d class subfolder(s) %v, with %d image file(s): a classification set needs at least 2 classes (one subfolder per class)", dir, len(classes), classes, len(items))
+		if len(skipped) > 0 {
+			sort.Strings(skipped)
+			msg += fmt.Sprintf("; skipped %d file(s): %s", len(skipped), strings.Join(skipped[:min(len(skipped), 5)], "; "))
+			if len(skipped) > 5 {
+				msg += "; …"
+			}
+		}
+		return nil, errors.New(msg)
 	}
 
 	// Decode in parallel into fixed slots so the order stays that of the

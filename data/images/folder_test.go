@@ -150,3 +150,36 @@ func TestLoadImageFileNormalises(t *testing.T) {
 		t.Errorf("bad file: error %v", err)
 	}
 }
+
+// A folder with one class (unrelated files around one image) is refused,
+// saying what was found and what was skipped.
+func TestOpenImageFolderRefusesOneClass(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "stuff", "a.png"), pngBytes(t, stripes()))
+	writeFile(t, filepath.Join(root, "stuff", "notes.txt"), []byte("hello"))
+	writeFile(t, filepath.Join(root, "readme.md"), []byte("hello"))
+	var out bytes.Buffer
+	_, err := Inspect(root, &out)
+	for _, want := range []string{"1 class subfolder(s) [stuff]", "at least 2 classes", "skipped 1 file(s)", "notes.txt: not a .png"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Inspect of a one-class folder: %v, want %q", err, want)
+		}
+	}
+}
+
+// data inspect on an image folder says that the size it prints is the one
+// images are scaled to, and what the images really are.
+func TestInspectFolderSaysTheSourceSize(t *testing.T) {
+	root := t.TempDir()
+	grey := image.NewGray(image.Rect(0, 0, 28, 28))
+	for _, c := range []string{"a", "b"} {
+		writeFile(t, filepath.Join(root, c, "x.png"), pngBytes(t, grey))
+	}
+	var out bytes.Buffer
+	if ok, err := Inspect(root, &out); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if want := "x.png, is 28x28 (grey)"; !strings.Contains(out.String(), want) {
+		t.Errorf("inspect printed %q, want %q", out.String(), want)
+	}
+}

@@ -2,7 +2,10 @@ package images
 
 import (
 	"fmt"
+	"image"
+	"image/color"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -229,7 +232,49 @@ func Inspect(path string, w io.Writer) (recognised bool, err error) {
 		}
 		Describe(ds, w)
 	}
+	if format == FormatImageFolder {
+		note := "an image folder is read at any size: each image is scaled and centre-cropped to the size and channels of the model that reads it (above, the defaults)"
+		if p, cfg, ok := firstImage(path); ok {
+			note += fmt.Sprintf("; its first image, %s, is %dx%d (%s)", p, cfg.Width, cfg.Height, colorModelName(cfg.ColorModel))
+		}
+		fmt.Fprintf(w, "\nnote: %s\n", note)
+	}
 	return true, nil
+}
+
+// firstImage finds the first decodable image file under root, in walk order.
+func firstImage(root string) (string, image.Config, bool) {
+	var found string
+	var cfg image.Config
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !imageExts[strings.ToLower(filepath.Ext(p))] {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		if c, _, err := image.DecodeConfig(f); err == nil {
+			found, cfg = p, c
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return found, cfg, found != ""
+}
+
+func colorModelName(m color.Model) string {
+	switch m {
+	case color.GrayModel, color.Gray16Model:
+		return "grey"
+	case color.RGBAModel, color.RGBA64Model, color.NRGBAModel, color.NRGBA64Model, color.YCbCrModel:
+		return "colour"
+	}
+	if _, ok := m.(color.Palette); ok {
+		return "palette"
+	}
+	return "colour"
 }
 
 // Describe writes the shape and per-class counts of ds on w.

