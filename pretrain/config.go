@@ -240,6 +240,12 @@ func (c *Config) Validate() error {
 		{"keep_checkpoints", float64(c.KeepCheckpoints), pos, true},
 		{"log_every", float64(c.LogEvery), pos, true},
 		{"devices", float64(c.Devices), nonNeg.With("0: the backend's default device"), true},
+		{"data.vocab_size", float64(c.Data.VocabSize), nonNeg.With("0: no trained vocabulary"), true},
+		{"data.held_out", c.Data.HeldOut, train.Range{Lo: 0, Hi: 1, HiOpen: true}, true},
+		{"data.mask_prob", c.Data.MaskProb, train.Range{Lo: 0, Hi: 1, LoOpen: true, HiOpen: true}, true},
+		{"eval_every", float64(c.EvalEvery), nonNeg.With("0: never"), true},
+		{"eval_examples", float64(c.EvalExamples), pos, c.EvalEvery > 0},
+		{"teacher_steps_factor", c.TeacherStepsFactor, nonNeg, true},
 	} {
 		if !f.check {
 			continue
@@ -260,31 +266,16 @@ func (c *Config) Validate() error {
 	if c.DistillText.Teacher != "" && !c.HasText() || c.DistillImage.Teacher != "" && !c.HasImage() {
 		return fmt.Errorf("a teacher is set for a task that mode %s does not train", c.Mode)
 	}
-	if c.Data.Vocab != "" && c.Data.VocabSize != 0 || c.Data.VocabSize < 0 {
-		return fmt.Errorf("data: give either vocab (a tokenizer directory) or a positive vocab_size to train one, not %q and %d", c.Data.Vocab, c.Data.VocabSize)
-	}
-	if c.Data.HeldOut < 0 || c.Data.HeldOut >= 1 {
-		return fmt.Errorf("data.held_out must be in [0,1), got %g", c.Data.HeldOut)
-	}
-	if c.EvalEvery < 0 {
-		return fmt.Errorf("eval_every must be >= 0, got %d", c.EvalEvery)
+	if c.Data.Vocab != "" && c.Data.VocabSize != 0 {
+		return fmt.Errorf("data: give either vocab (a tokenizer directory) or vocab_size (train one), not both (%q and %d)", c.Data.Vocab, c.Data.VocabSize)
 	}
 	if c.EvalEvery > 0 {
 		if c.Data.HeldOut == 0 {
-			return fmt.Errorf("eval_every %d needs held-out data: set data.held_out > 0", c.EvalEvery)
-		}
-		if c.EvalExamples <= 0 {
-			return fmt.Errorf("eval_examples must be positive, got %d", c.EvalExamples)
+			return &train.FieldError{Field: "eval_every", Value: fmt.Sprint(c.EvalEvery), Want: "0 when data.held_out is 0 (there is no held-out data to score)"}
 		}
 		if c.Devices > 1 || c.Mesh {
 			return fmt.Errorf("held-out evaluation (eval_every) runs on one device; it is not supported with devices %d / mesh", c.Devices)
 		}
-	}
-	if c.TeacherStepsFactor < 0 {
-		return fmt.Errorf("teacher_steps_factor must be >= 0, got %g", c.TeacherStepsFactor)
-	}
-	if c.Data.MaskProb <= 0 || c.Data.MaskProb >= 1 {
-		return fmt.Errorf("data.mask_prob must be in (0,1), got %g", c.Data.MaskProb)
 	}
 	if err := c.Optimizer.Validate(); err != nil {
 		return err

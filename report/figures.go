@@ -29,6 +29,8 @@ import (
 type Series struct {
 	Name string
 	XY   plotter.XYs
+	// Dashed draws a reference line.
+	Dashed bool
 }
 
 // ReadMetrics reads a run's metrics.jsonl into key → (step, value) series.
@@ -89,6 +91,9 @@ func LinePlot(path, title, xlabel, ylabel string, series []Series) error {
 		}
 		l.Color = plotutil.Color(i)
 		l.Dashes = plotutil.Dashes(i / 7)
+		if s.Dashed {
+			l.Color, l.Dashes = color.Black, []vg.Length{vg.Points(4), vg.Points(3)}
+		}
 		l.Width = vg.Points(1.5)
 		p.Add(l)
 		p.Legend.Add(s.Name, l)

@@ -62,7 +62,9 @@ func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit fu
 				if err != nil {
 					return nil, "", err
 				}
-				tok, err := pretrain.Vocabulary(cfg.Data, docs)
+				// The pre-trained runs learn theirs from the training documents.
+				trainDocs, _ := pretrain.SplitDocuments(docs, cfg.Data.HeldOut)
+				tok, err := pretrain.Vocabulary(cfg.Data, trainDocs)
 				if err != nil {
 					return nil, "", err
 				}
@@ -108,13 +110,22 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 	p := Plan{Name: name, FinetuneBatch: 32, FinetuneLR: 5e-4, Seeds: []int{1}, AblationSeeds: []int{1}, Probes: 4}
 	switch name {
 	case "demo":
-		pc.Steps, pc.CheckpointEvery = 100, 0
+		// Sized for about five minutes on 2 CPU cores: 7×7 patches (16 per
+		// 28×28 image), a 2,000-token vocabulary learned from the corpus's
+		// training documents (tied MLM output), teachers as long as the
+		// students (the single-modality rows teach).
+		pc.Steps, pc.CheckpointEvery = 300, 0
+		pc.TextBatch, pc.ImageBatch = 16, 32
 		pc.Model.MaxTextLength = 64
-		p.FinetuneSteps, p.EvalEvery = 100, 50
-		pc.EvalEvery = 100 // held-out pre-training metrics at the end
-		// Within the demo's time budget the single-modality rows are the
-		// teachers (the tiny reproduction trains longer teachers).
+		pc.Model.PatchSize = 7
+		pc.Data.VocabSize = 2000
+		pc.Optimizer.LearningRate = 2e-3
+		pc.EvalEvery = 100
 		pc.TeacherStepsFactor = 1
+		p.FinetuneSteps, p.EvalEvery, p.FinetuneBatch, p.FinetuneLR = 300, 100, 64, 1e-3
+		p.Seeds = []int{1, 2}
+		p.Probes = 0
+		p.Protocols = []Protocol{{Name: ProtocolProbe}, {Name: ProtocolFinetune}}
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (10k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},

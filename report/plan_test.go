@@ -88,3 +88,38 @@ func TestMaskRankingAblations(t *testing.T) {
 		t.Errorf("ranking ablations %v, want tensor and block", seen)
 	}
 }
+
+// With pre-training seeds, every main variant and its teachers run once per
+// seed, in their own folders, with that seed, and a KD run distils from the
+// teachers of its own seed; ablations run once.
+func TestPretrainSeedsExpandRuns(t *testing.T) {
+	p := microPlan(t)
+	p.Pretrain.Steps = 40
+	p.Pretrain.TeacherStepsFactor = 3
+	p.PretrainSeeds = []int{7, 8}
+	r := &Runner{Plan: p, Out: t.TempDir()}
+	variants := append(MainVariants(), Variant{Name: "GM β=0.25", Mode: pretrain.ModeJoint, Mask: true, Beta: 0.25, Ablation: "mask"})
+	runs := r.pretrainRuns(variants)
+	// 2 teachers + 6 main variants per seed, and the ablation once.
+	if len(runs) != 2*8+1 {
+		t.Fatalf("%d pre-training runs, want 17", len(runs))
+	}
+	dirs := map[string]bool{}
+	for _, v := range runs {
+		d := r.pretrainDir(v)
+		if dirs[d] {
+			t.Errorf("two runs share %s", d)
+		}
+		dirs[d] = true
+		c := r.config(v)
+		if want := int64(r.seed(v)); c.Seed != want || want == 0 {
+			t.Errorf("%s seed %d: config seed %d", v.Name, v.Seed, c.Seed)
+		}
+		if v.Distill {
+			tt, _ := r.teachers(v.Seed)
+			if want := filepath.Join(r.pretrainDir(tt), pretrain.ModelDir); c.DistillText.Teacher != want || tt.Seed != v.Seed {
+				t.Errorf("%s (seed %d) distils from %s, want %s", v.Name, v.Seed, c.DistillText.Teacher, want)
+			}
+		}
+	}
+}

@@ -39,6 +39,9 @@ type Variant struct {
 	// Teacher marks a teacher run: pre-trained TeacherSteps() steps to be
 	// distilled from, neither fine-tuned nor in any table.
 	Teacher bool
+	// Seed is the pre-training seed of one run of the variant (0: the
+	// plan's first pre-training seed, or the preset's seed without any).
+	Seed int
 }
 
 // Plan is a whole reproduction.
@@ -54,6 +57,56 @@ type Plan struct {
 	Tasks         []TaskRef       `json:"tasks"`
 	Ablations     bool            `json:"ablations"`
 	Probes        int             `json:"probes"`
+	// PretrainSeeds pre-trains every main variant (and its teachers) once
+	// per seed; the ablations use the first. Empty: one run, the preset's
+	// seed.
+	PretrainSeeds []int `json:"pretrain_seeds,omitempty"`
+	// Protocols are the ways each pre-trained encoder is scored on each task
+	// (empty: full fine-tuning only).
+	Protocols []Protocol `json:"protocols,omitempty"`
+}
+
+// Protocol is one way of scoring a pre-trained encoder on a downstream task.
+// Every one selects on a validation split and scores the test split once.
+type Protocol struct {
+	// Name is ProtocolFinetune, ProtocolProbe or ProtocolFewShot.
+	Name string `json:"name"`
+	// PerClass is the few-shot training set: examples of each class, drawn
+	// by the fine-tuning seed.
+	PerClass int `json:"per_class,omitempty"`
+}
+
+// The protocols.
+const (
+	ProtocolFinetune = "finetune" // full fine-tuning of encoder and head
+	ProtocolProbe    = "probe"    // a linear classifier on frozen features
+	ProtocolFewShot  = "fewshot"  // full fine-tuning on PerClass examples per class
+)
+
+// Label names a protocol in tables and folders.
+func (p Protocol) Label() string {
+	switch p.Name {
+	case ProtocolProbe:
+		return "linear probe"
+	case ProtocolFewShot:
+		return fmt.Sprintf("few-shot fine-tuning (%d per class)", p.PerClass)
+	}
+	return "full fine-tuning"
+}
+
+func (p Protocol) dir() string {
+	if p.Name == ProtocolFewShot {
+		return fmt.Sprintf("fewshot-%d", p.PerClass)
+	}
+	return p.Name
+}
+
+// protocols are the plan's protocols, full fine-tuning when none is given.
+func (p *Plan) protocols() []Protocol {
+	if len(p.Protocols) == 0 {
+		return []Protocol{{Name: ProtocolFinetune}}
+	}
+	return p.Protocols
 }
 
 // Main variants, in the order of the paper's table.
@@ -137,19 +190,54 @@ func (r *Runner) logf(format string, args ...any) {
 	}
 }
 
-// pretrainDir is where a variant's pre-training run lives.
-func (r *Runner) pretrainDir(v Variant) string { return filepath.Join(r.Out, "pretrain", slug(v.Name)) }
+// seed is the pre-training seed of a variant's run (0: the preset's).
+func (r *Runner) seed(v Variant) int {
+	if v.Seed == 0 && v.Mode != "" && len(r.Plan.PretrainSeeds) > 0 {
+		return r.Plan.PretrainSeeds[0]
+	}
+	return v.Seed
+}
+
+// pretrainDir is where a variant's pre-training run lives (one folder per
+// seed when the plan has pre-training seeds).
+func (r *Runner) pretrainDir(v Variant) string {
+	dir := filepath.Join(r.Out, "pretrain", slug(v.Name))
+	if s := r.seed(v); s != 0 && len(r.Plan.PretrainSeeds) > 0 {
+		dir = filepath.Join(dir, fmt.Sprintf("seed-%d", s))
+	}
+	return dir
+}
+
+// seeded lists the pre-training runs of variants: every main variant once
+// per pre-training seed, ablations and the scratch baseline once.
+func (r *Runner) seeded(variants []Variant) []Variant {
+	var out []Variant
+	for _, v := range variants {
+		if v.Mode == "" || v.Ablation != "" || len(r.Plan.PretrainSeeds) == 0 {
+			out = append(out, v)
+			continue
+		}
+		for _, s := range r.Plan.PretrainSeeds {
+			w := v
+			w.Seed = s
+			out = append(out, w)
+		}
+	}
+	return out
+}
 
 // teachers are the runs the KD variants distil from: the single-modality
 // rows of the main table when teachers train as long as the students, else
 // separate, longer runs (Config.TeacherStepsFactor), so that the table's
 // BERT and ViT rows keep the students' budget.
-func (r *Runner) teachers() (text, image Variant) {
+func (r *Runner) teachers(seed int) (text, image Variant) {
 	if c := r.Plan.Pretrain; c.TeacherSteps() <= c.Steps {
-		return MainVariants()[0], MainVariants()[1]
+		text, image = MainVariants()[0], MainVariants()[1]
+		text.Seed, image.Seed = seed, seed
+		return text, image
 	}
-	return Variant{Name: "BERT teacher", Mode: pretrain.ModeText, Teacher: true},
-		Variant{Name: "ViT teacher", Mode: pretrain.ModeImage, Teacher: true}
+	return Variant{Name: "BERT teacher", Mode: pretrain.ModeText, Teacher: true, Seed: seed},
+		Variant{Name: "ViT teacher", Mode: pretrain.ModeImage, Teacher: true, Seed: seed}
 }
 
 // config is the pre-training configuration of a variant, as given (Finish
@@ -157,11 +245,14 @@ func (r *Runner) teachers() (text, image Variant) {
 func (r *Runner) config(v Variant) pretrain.Config {
 	c := r.Plan.Pretrain
 	c.Mode = v.Mode
+	if s := r.seed(v); s != 0 {
+		c.Seed = int64(s)
+	}
 	if v.Teacher {
 		c.Steps = c.TeacherSteps()
 	}
 	if v.Distill {
-		tt, it := r.teachers()
+		tt, it := r.teachers(v.Seed)
 		c.DistillText.Teacher = filepath.Join(r.pretrainDir(tt), pretrain.ModelDir)
 		c.DistillImage.Teacher = filepath.Join(r.pretrainDir(it), pretrain.ModelDir)
 		if v.Alpha > 0 {
@@ -217,16 +308,18 @@ type RunRecord struct {
 	Config  pretrain.Config `json:"config"`
 }
 
-// pretrainRuns lists the variants to pre-train, teachers first.
+// pretrainRuns lists the pre-training runs of variants, per seed, each
+// seed's teachers first.
 func (r *Runner) pretrainRuns(variants []Variant) []Variant {
 	var runs []Variant
-	if slices.ContainsFunc(variants, func(v Variant) bool { return v.Distill }) {
-		if tt, it := r.teachers(); tt.Teacher {
+	seeded := r.seeded(variants)
+	for _, v := range seeded {
+		if tt, it := r.teachers(v.Seed); v.Distill && tt.Teacher && !slices.Contains(runs, tt) {
 			runs = append(runs, tt, it)
 		}
 	}
-	for _, v := range variants {
-		if v.Mode != "" {
+	for _, v := range seeded {
+		if v.Mode != "" && !slices.Contains(runs, v) {
 			runs = append(runs, v)
 		}
 	}
@@ -244,6 +337,25 @@ func (r *Runner) Record(variants []Variant) PlanRecord {
 		rec.Runs = append(rec.Runs, RunRecord{Variant: v.Name, Dir: filepath.ToSlash(rel), Config: c})
 	}
 	return rec
+}
+
+// protocolFn is the function that scores one cell under a protocol:
+// Finetune for full fine-tuning when set (tests), else vitbert's own.
+func (r *Runner) protocolFn(p Protocol) FinetuneFn {
+	var progress io.Writer
+	if !r.Quiet {
+		progress = r.Log
+	}
+	switch p.Name {
+	case ProtocolProbe:
+		return Prober(r.Backend, &r.Plan, progress)
+	case ProtocolFewShot:
+		return FewShotFinetuner(r.Backend, &r.Plan, progress, p.PerClass)
+	}
+	if r.Finetune != nil {
+		return r.Finetune
+	}
+	return Finetuner(r.Backend, &r.Plan, progress)
 }
 
 // Run executes every cell of the plan not yet complete, then writes the report.
@@ -265,29 +377,40 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 		}
 	}
 	var cells []Cell
-	for _, v := range variants {
-		seeds := r.Plan.Seeds
-		if v.Ablation != "" {
-			seeds = r.Plan.AblationSeeds
-		}
-		for _, t := range r.Plan.Tasks {
-			// The single-modality models have no tokenizer for the other side.
-			if v.Mode == pretrain.ModeText && t.Modality != "text" || v.Mode == pretrain.ModeImage && t.Modality != "image" {
-				continue
+	for _, p := range r.Plan.protocols() {
+		fn := r.protocolFn(p)
+		for _, v := range r.seeded(variants) {
+			seeds := r.Plan.Seeds
+			if v.Ablation != "" {
+				seeds = r.Plan.AblationSeeds
 			}
-			for _, seed := range seeds {
-				modelDir := ""
-				if v.Mode != "" {
-					modelDir = filepath.Join(r.pretrainDir(v), pretrain.ModelDir)
+			for _, t := range r.Plan.Tasks {
+				// The single-modality models have no tokenizer for the other side.
+				if v.Mode == pretrain.ModeText && t.Modality != "text" || v.Mode == pretrain.ModeImage && t.Modality != "image" {
+					continue
 				}
-				dir := filepath.Join(r.Out, "finetune", slug(v.Name), slug(t.Label), fmt.Sprintf("seed-%d", seed))
-				r.logf("fine-tuning %-28s on %-14s seed %d", v.Name, t.Label, seed)
-				c := r.config(v)
-				m, main, err := r.Finetune(ctx, modelDir, &c, t, seed, r.Plan.FinetuneSteps, dir)
-				if err != nil {
-					return nil, fmt.Errorf("fine-tuning %s on %s (seed %d): %w", v.Name, t.Label, seed, err)
+				for _, seed := range seeds {
+					modelDir := ""
+					if v.Mode != "" {
+						modelDir = filepath.Join(r.pretrainDir(v), pretrain.ModelDir)
+					}
+					dir := filepath.Join(r.Out, "finetune", slug(v.Name), slug(t.Label), fmt.Sprintf("seed-%d", seed))
+					if len(r.Plan.Protocols) > 0 {
+						dir = filepath.Join(r.Out, p.dir(), slug(v.Name), slug(t.Label), fmt.Sprintf("seed-%d", seed))
+					}
+					ps := 0
+					if v.Mode != "" && len(r.Plan.PretrainSeeds) > 0 {
+						ps = r.seed(v)
+						dir = filepath.Join(filepath.Dir(dir), fmt.Sprintf("pretrain-%d-seed-%d", ps, seed))
+					}
+					r.logf("%-12s %-28s on %-14s seed %d/%d", p.dir(), v.Name, t.Label, ps, seed)
+					c := r.config(v)
+					m, main, err := fn(ctx, modelDir, &c, t, seed, r.Plan.FinetuneSteps, dir)
+					if err != nil {
+						return nil, fmt.Errorf("%s of %s on %s (seed %d/%d): %w", p.Label(), v.Name, t.Label, ps, seed, err)
+					}
+					cells = append(cells, Cell{Variant: v.Name, Task: t.Label, Protocol: p.Name, PretrainSeed: ps, Seed: seed, Metrics: m, Main: main, Dir: dir})
 				}
-				cells = append(cells, Cell{Variant: v.Name, Task: t.Label, Seed: seed, Metrics: m, Main: main, Dir: dir})
 			}
 		}
 	}

@@ -1,12 +1,16 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/vitbert/vitbert/pretrain"
+	"gonum.org/v1/plot/plotter"
 )
 
 // Command is the command line that made the report, written into it.
@@ -54,13 +58,17 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	}
 	pc := p.Pretrain
 	fmt.Fprintf(&sb, "Pre-training: preset `%s`, %d layers, D=%d, %d heads, MLP %d; %d steps per variant with %d texts (%d tokens) + %d images (%d×%d×%d, patch %d) per step; corpus `%s`, images `%s`. "+
-		"Distillation α=%g, τ=%g; gradient masking β=%g, δ=%g, ranking %s. Fine-tuning: %d steps, batch %d, fresh 2-layer GELU head, seeds %v. "+
-		"Every number is the main metric of the task on its evaluation split (×100), mean ± sample std over seeds, and links to the folder of its runs (each with `result.json`, `eval.jsonl`, `metrics.jsonl`).\n\n",
+		"Distillation α=%g, τ=%g; gradient masking β=%g, δ=%g, ranking %s. Fine-tuning: %d steps, batch %d, fresh 2-layer GELU head, fine-tuning seeds %v, pre-training seeds %v. "+
+		"Every cell selects its model on a validation split (carved from the training split, or the task's own dev split) and scores the test split once, at the end; "+
+		"a number is the task's main metric on that test split (×100), mean ± sample std over pre-training × fine-tuning seeds, and links to the folder of its runs (each with `result.json`, `eval.jsonl`, `metrics.jsonl`).\n\n",
 		pc.Preset, pc.Model.Layers, pc.Model.Hidden, pc.Model.Heads, pc.Model.MLP, pc.Steps, pc.TextBatch, pc.Model.MaxTextLength,
 		pc.ImageBatch, pc.Model.ImageSize, pc.Model.ImageSize, pc.Model.Channels, pc.Model.PatchSize, pc.Data.Corpus, pc.Data.Images,
 		pc.DistillText.Alpha, pc.DistillText.Tau, pc.Mask.FinalSparsity, pc.Mask.Increment, pc.Mask.Ranking,
-		p.FinetuneSteps, p.FinetuneBatch, p.Seeds)
-	fmt.Fprintf(&sb, "## Main table\n\n%s\n", r.Table(cells, main, p.Tasks))
+		p.FinetuneSteps, p.FinetuneBatch, p.Seeds, p.PretrainSeeds)
+	if ho := r.heldOutTable(main); ho != "" {
+		fmt.Fprintf(&sb, "## Held-out pre-training metrics\n\n%s\n", ho)
+	}
+	protocols := p.protocols()
 	var metrics []string
 	seen := map[string]bool{}
 	for _, c := range cells {
@@ -69,9 +77,21 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 			metrics = append(metrics, fmt.Sprintf("%s: %s", c.Task, c.Main))
 		}
 	}
-	fmt.Fprintf(&sb, "Metrics: %s. The BERT row is fine-tuned on text tasks only and the ViT row on image tasks only: they are the separately trained references.\n\n", strings.Join(metrics, "; "))
-	sb.WriteString("### What the table says\n\n")
-	sb.WriteString(r.findings(cells, p.Tasks))
+	for i, pr := range protocols {
+		pcells := cellsOf(cells, pr.Name)
+		fmt.Fprintf(&sb, "## %s\n\n%s\n", upperFirst(pr.Label()), r.Table(pcells, main, p.Tasks))
+		if i == 0 {
+			fmt.Fprintf(&sb, "Metrics: %s. The BERT row is scored on text tasks only and the ViT row on image tasks only: they are the separately trained references. "+
+				"Under the linear probe, the from-scratch row is a probe of the randomly initialised encoder.\n\n", strings.Join(metrics, "; "))
+		}
+		fmt.Fprintf(&sb, "### The paper's claims, %s\n\n%s\n", pr.Label(), VerdictTable(Judge(cells, p.Tasks, pr.Name)))
+	}
+	sb.WriteString("A verdict is *supported* when every paired difference it predicts positive has its 95% interval above zero, *contradicted* when any has it below zero, and *inconclusive at this scale* otherwise. " +
+		"Differences pair runs with the same pre-training and fine-tuning seeds (the from-scratch baseline pairs by fine-tuning seed); runs that share a pre-training run are not independent, so with few pre-training seeds the intervals are optimistic.\n\n")
+	first := cellsOf(cells, protocols[0].Name)
+	sb.WriteString("### What the table says (" + protocols[0].Label() + ")\n\n")
+	sb.WriteString(r.findings(first, p.Tasks))
+	cells = first
 	if len(distill) > 0 {
 		fmt.Fprintf(&sb, "\n## Distillation ratio and temperature\n\n%s\n", r.Table(cells, append([]Variant{find("joint + KD")}, distill...), p.Tasks))
 		sb.WriteString("`joint + KD` is α=0.5, τ=2; each ablation row changes one of the two.\n")
@@ -87,14 +107,128 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	}
 	sb.WriteString(figs)
 	sb.WriteString("\n## Runs\n\n| variant | pre-training run |\n|---|---|\n")
-	for _, v := range variants {
-		if v.Mode == "" {
-			continue
-		}
+	for _, v := range r.pretrainRuns(variants) {
 		rel, _ := filepath.Rel(r.Out, r.pretrainDir(v))
 		fmt.Fprintf(&sb, "| %s | [%s](%s/) ([metrics](%s/metrics.jsonl)) |\n", v.Name, rel, rel, rel)
 	}
 	return os.WriteFile(filepath.Join(r.Out, "report.md"), []byte(sb.String()), 0o644)
+}
+
+// heldOutFigure draws the held-out MLM loss of the text runs and the
+// unigram reference line; ok is false when no run logged held-out metrics.
+func heldOutFigure(path string, runs []NamedRun) (ok bool, err error) {
+	var series []Series
+	ref, last := 0.0, 0.0
+	for _, r := range runs {
+		m, err := ReadMetrics(r.Dir)
+		if err != nil {
+			return false, err
+		}
+		xy := m["heldout_mlm_loss"]
+		if len(xy) == 0 {
+			continue
+		}
+		series = append(series, Series{Name: r.Name, XY: xy})
+		last = max(last, xy[len(xy)-1].X)
+		if ref == 0 {
+			if b, err := os.ReadFile(filepath.Join(r.Dir, pretrain.DataFile)); err == nil {
+				var d pretrain.DataRecord
+				if json.Unmarshal(b, &d) == nil && d.Text != nil {
+					ref = d.Text.Unigram.HeldOutCrossEntropy
+				}
+			}
+		}
+	}
+	if len(series) == 0 {
+		return false, nil
+	}
+	if ref > 0 {
+		series = append(series, Series{Name: "unigram reference", XY: plotter.XYs{{X: 0, Y: ref}, {X: last, Y: ref}}, Dashed: true})
+	}
+	return true, LinePlot(path, "Held-out MLM loss", "step", "nats", series)
+}
+
+// cellsOf keeps the cells of one protocol.
+func cellsOf(cells []Cell, protocol string) []Cell {
+	var out []Cell
+	for _, c := range cells {
+		if c.Protocol == protocol || protocol == ProtocolFinetune && c.Protocol == "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// heldOutTable gives every main pre-training run's last held-out metrics
+// (mean over pre-training seeds) and the corpus's context-free reference:
+// the held-out tokens' cross-entropy under the training unigram
+// distribution, which an MLM must go below before it has learned anything
+// from context.
+func (r *Runner) heldOutTable(variants []Variant) string {
+	keys := []string{"heldout_mlm_loss", "heldout_mlm_acc", "heldout_image_loss", "heldout_image_acc"}
+	var sb strings.Builder
+	var ref pretrain.UnigramStats
+	rows := 0
+	sb.WriteString("| pre-training run | held-out MLM loss (nats) | held-out MLM accuracy | held-out image loss | held-out image top-1 |\n|---|---:|---:|---:|---:|\n")
+	for _, v := range variants {
+		if v.Mode == "" {
+			continue
+		}
+		vals := map[string][]float64{}
+		for _, w := range r.seeded([]Variant{v}) {
+			m, err := ReadMetrics(r.pretrainDir(w))
+			if err != nil {
+				continue
+			}
+			for _, k := range keys {
+				if xy := m[k]; len(xy) > 0 {
+					vals[k] = append(vals[k], xy[len(xy)-1].Y)
+				}
+			}
+			if ref.Tokens == 0 {
+				if b, err := os.ReadFile(filepath.Join(r.pretrainDir(w), pretrain.DataFile)); err == nil {
+					var d pretrain.DataRecord
+					if json.Unmarshal(b, &d) == nil && d.Text != nil {
+						ref = d.Text.Unigram
+					}
+				}
+			}
+		}
+		fmt.Fprintf(&sb, "| %s |", v.Name)
+		for i, k := range keys {
+			if len(vals[k]) == 0 {
+				sb.WriteString(" — |")
+				continue
+			}
+			m, sd := stat(vals[k])
+			scale, f := 1.0, "%.3f"
+			if i%2 == 1 {
+				scale, f = 100, "%.2f"
+			}
+			cell := fmt.Sprintf(f, scale*m)
+			if len(vals[k]) > 1 {
+				cell += fmt.Sprintf(" ± "+f, scale*sd)
+			}
+			sb.WriteString(" " + cell + " |")
+		}
+		sb.WriteString("\n")
+		rows++
+	}
+	if rows == 0 {
+		return ""
+	}
+	if ref.Tokens > 0 {
+		fmt.Fprintf(&sb, "\nContext-free reference: the held-out tokens' cross-entropy under the training tokens' unigram distribution is %.3f nats (unigram entropy of the training tokens %.3f nats, %d tokens): an MLM below it has learned something from context. Accuracies ×100.\n",
+			ref.HeldOutCrossEntropy, ref.Entropy, ref.Tokens)
+	}
+	return sb.String()
 }
 
 // findings states, per task, how the pre-trained variants compare with
@@ -166,6 +300,11 @@ func (r *Runner) figures(variants []Variant) (string, error) {
 	}
 	if err := LossFigure(filepath.Join(figDir, "loss_image.png"), "loss_image", "Pre-training image loss (with KD: the distillation loss)", imageRuns); err != nil {
 		return "", err
+	}
+	if ok, err := heldOutFigure(filepath.Join(figDir, "heldout_mlm.png"), textRuns); err != nil {
+		return "", err
+	} else if ok {
+		sb.WriteString("Held-out MLM loss during pre-training, with the context-free reference (the held-out tokens' cross-entropy under the training unigram distribution) as a dashed line:\n\n![held-out MLM loss](figures/heldout_mlm.png)\n\n")
 	}
 	sb.WriteString("Loss curves of pre-training (moving average; a KD run's loss includes its soft term, so its level is not comparable with plain cross-entropy):\n\n![text loss](figures/loss_text.png)\n![image loss](figures/loss_image.png)\n\n")
 	for _, v := range variants {

@@ -109,6 +109,6 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "vitbert demo: pre-training a text teacher, an image teacher and four joint variants (%d steps each) on the built-in data, then fine-tuning each on Fashion-MNIST and SpamAssassin; results in %s\n", plan.Pretrain.Steps, *out)
+	fmt.Fprintf(os.Stderr, "vitbert demo: pre-training a text teacher, an image teacher and four joint variants (%d steps each) on the built-in data, then scoring each on Fashion-MNIST and SpamAssassin with a linear probe and with full fine-tuning; results in %s\n", plan.Pretrain.Steps, *out)
 	return reproduce(plan, *out, *quiet, "vitbert demo")
 }
