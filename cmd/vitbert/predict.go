@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,7 +85,7 @@ func runPredict(args []string) error {
 	if len(texts) > 0 {
 		modality = "text"
 	}
-	head, err := pickHead(&m.Config, *headName, modality)
+	head, err := infer.PickHead(&m.Config, *headName, modality)
 	if err != nil {
 		return err
 	}
@@ -95,7 +93,7 @@ func runPredict(args []string) error {
 	var out *infer.Output
 	var rowsLabels func(row int) []string
 	if modality == "text" {
-		tok, err := loadTokenizer(*tokPath, *modelDir)
+		tok, err := infer.LoadTokenizer(*tokPath, *modelDir)
 		if err != nil {
 			return err
 		}
@@ -163,43 +161,6 @@ func runPredict(args []string) error {
 	return nil
 }
 
-func pickHead(c *model.Config, name, modality string) (*model.HeadConfig, error) {
-	if name != "" {
-		h, ok := c.Head(name)
-		if !ok {
-			var names []string
-			for _, h := range c.TaskHeads {
-				names = append(names, h.Name)
-			}
-			return nil, fmt.Errorf("the model has no head %q (it has %v)", name, names)
-		}
-		if h.Modality != modality {
-			return nil, fmt.Errorf("head %q reads %s input, not %s", name, h.Modality, modality)
-		}
-		return h, nil
-	}
-	for i := range c.TaskHeads {
-		if c.TaskHeads[i].Modality == modality {
-			return &c.TaskHeads[i], nil
-		}
-	}
-	return nil, nil
-}
-
-// loadTokenizer takes --tokenizer, else a tokenizer in the model directory,
-// else the bert-base-uncased vocabulary built into the binary.
-func loadTokenizer(path, modelDir string) (*text.Tokenizer, error) {
-	if path != "" {
-		return text.Load(path)
-	}
-	for _, f := range []string{"tokenizer.json", "vocab.txt"} {
-		if _, err := os.Stat(filepath.Join(modelDir, f)); err == nil {
-			return text.Load(modelDir)
-		}
-	}
-	return text.Default()
-}
-
 func encodeTexts(tok *text.Tokenizer, texts, pairs []string, maxLen, modelMax int) (ids, seg, mask [][]int32, err error) {
 	encs := make([]text.Encoding, len(texts))
 	longest := 0
@@ -217,15 +178,7 @@ func encodeTexts(tok *text.Tokenizer, texts, pairs []string, maxLen, modelMax in
 	if longest > modelMax {
 		return nil, nil, nil, fmt.Errorf("a text has %d tokens, longer than the model's position table (%d); use --max-length %d to truncate", longest, modelMax, modelMax)
 	}
-	for _, e := range encs {
-		pad := longest - e.Len()
-		ids = append(ids, append(e.IDs, make([]int32, pad)...))
-		seg = append(seg, append(e.TypeIDs, make([]int32, pad)...))
-		mask = append(mask, append(e.AttentionMask, make([]int32, pad)...))
-		for j := len(ids[len(ids)-1]) - pad; j < longest; j++ {
-			ids[len(ids)-1][j] = tok.PAD()
-		}
-	}
+	ids, seg, mask = infer.PadBatch(encs, longest, tok.PAD())
 	return ids, seg, mask, nil
 }
 
@@ -278,10 +231,9 @@ func loadPixels(path string, files []string, c *model.Config) ([]float32, int, e
 		}
 		return px, t.Shape[0], nil
 	}
-	mean, std := []float32{0.5}, []float32{0.5} // Hugging Face ViT's default preprocessing
 	var px []float32
 	for _, f := range files {
-		img, err := images.LoadImageFile(f, c.ImageSize, c.Channels, mean, std)
+		img, err := images.LoadImageFile(f, c.ImageSize, c.Channels, images.ViTMean, images.ViTStd)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -313,7 +265,7 @@ func printTopK(out *infer.Output, head *model.HeadConfig, labels []string, k int
 			fmt.Printf("input %d: %.4f\n", r+1, logits[0])
 			continue
 		}
-		probs := softmax(logits)
+		probs := infer.Softmax(logits)
 		idx := make([]int, K)
 		for i := range idx {
 			idx[i] = i
@@ -333,21 +285,4 @@ func printTopK(out *infer.Output, head *model.HeadConfig, labels []string, k int
 		}
 		fmt.Printf("%s: %s\n", prefix, strings.Join(parts, "  "))
 	}
-}
-
-func softmax(x []float32) []float64 {
-	m := x[0]
-	for _, v := range x {
-		m = max(m, v)
-	}
-	out := make([]float64, len(x))
-	sum := 0.0
-	for i, v := range x {
-		out[i] = math.Exp(float64(v - m))
-		sum += out[i]
-	}
-	for i := range out {
-		out[i] /= sum
-	}
-	return out
 }
