@@ -155,6 +155,9 @@ const tol = 1e-4
 
 func near(a, b float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(b)) }
 
+// nearP compares probabilities relatively: a random model's are all tiny.
+func nearP(a, b float64) bool { return math.Abs(a-b) <= tol*math.Abs(b)+1e-12 }
+
 // checkFillMask compares /v1/fill-mask with predict's MLM logits for each sentence.
 func checkFillMask(t *testing.T, ts *httptest.Server, name, dir string, sentences []string) {
 	t.Helper()
@@ -189,10 +192,10 @@ func checkFillMask(t *testing.T, ts *httptest.Server, name, dir string, sentence
 			}
 			sort.SliceStable(idx, func(a, b int) bool { return want[idx[a]] > want[idx[b]] })
 			for r, f := range perMask[m] {
-				if !near(f.Score, want[f.Token]) {
+				if !nearP(f.Score, want[f.Token]) {
 					t.Errorf("fill-mask %q mask %d: token %d score %g, predict %g", s, m, f.Token, f.Score, want[f.Token])
 				}
-				if !near(f.Score, want[idx[r]]) {
+				if !nearP(f.Score, want[idx[r]]) {
 					t.Errorf("fill-mask %q mask %d rank %d: score %g, predict's rank-%d score %g", s, m, r, f.Score, r, want[idx[r]])
 				}
 				if f.TokenStr == "" || !strings.Contains(f.Sequence, strings.TrimPrefix(f.TokenStr, "##")) {
@@ -277,7 +280,7 @@ func checkLabels(t *testing.T, what string, got []serve.Label, logits []float64)
 		if i < 0 || i >= len(want) {
 			continue // a named label: checked by score order below
 		}
-		if !near(l.Score, want[i]) {
+		if !nearP(l.Score, want[i]) {
 			t.Errorf("%s: %s score %g, predict %g", what, l.Label, l.Score, want[i])
 		}
 		if r > 0 && l.Score > got[r-1].Score {
@@ -351,7 +354,7 @@ func checkNamedLabels(t *testing.T, dir string, got []serve.Label, logits []floa
 		}
 		for _, l := range got {
 			for i, name := range h.Labels {
-				if name == l.Label && !near(l.Score, want[i]) {
+				if name == l.Label && !nearP(l.Score, want[i]) {
 					t.Errorf("label %s: score %g, predict %g", name, l.Score, want[i])
 				}
 			}
