@@ -3,6 +3,7 @@ module github.com/vitbert/vitbert
 go 1.27.3
 
 require (
+	github.com/chromedp/chromedp v0.23.1
 	github.com/gomlx/compute v0.1.14
 	github.com/gomlx/go-xla v0.4.11
 	github.com/gomlx/gomlx v0.28.14
@@ -22,7 +23,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.160.1 // indirect
-	github.com/chromedp/chromedp v0.23.1 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.3 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
