@@ -457,6 +457,9 @@ func decodeBase64(in []string) ([][]byte, error) {
 // Pixels decodes PNG, JPEG or GIF images into the model's input, checking
 // their size from the header before decoding them.
 func (m *Model) Pixels(raw [][]byte) ([][]float32, error) {
+	if err := m.needImage(); err != nil {
+		return nil, err
+	}
 	out := make([][]float32, len(raw))
 	for i, b := range raw {
 		cfg, format, err := image.DecodeConfig(bytes.NewReader(b))

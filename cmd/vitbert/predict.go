@@ -34,7 +34,7 @@ type predictResult struct {
 }
 
 func runPredict(args []string) error {
-	fs := newFlags("predict", "--model DIR (--text T [--text-pair P] ... | --image FILE ... | --pixels FILE.safetensors) [flags]")
+	fs := newFlags("predict", "--model DIR (--text T [--text-pair P] ... | --image FILE ... | --pixels FILE.safetensors | --input FILE.jsonl|FILE.csv|FOLDER --output OUT.jsonl) [flags]")
 	modelDir := fs.String("model", "", "model directory: config.json + model.safetensors (Hugging Face BERT/ViT or vitbert)")
 	var texts, pairs, imagesIn listFlag
 	fs.Var(&texts, "text", "a text to run (repeatable; one row each)")
@@ -47,7 +47,15 @@ func runPredict(args []string) error {
 	headName := fs.String("head", "", "head to run (default: the model's first head for the input's modality)")
 	asJSON := fs.Bool("json", false, "print {\"logits\": ...} as JSON")
 	hidden := fs.Bool("hidden", false, "with --json, also print the final hidden states")
-	topK := fs.Int("top-k", 5, "classes or tokens to show per row without --json")
+	topK := fs.Int("top-k", 5, "classes or tokens to show per row without --json (with --input: per answer, 0 = every class)")
+	var ff fileFlags
+	fs.StringVar(&ff.input, "input", "", "batch prediction: a .jsonl or .csv file of texts or images, or a folder of images")
+	fs.StringVar(&ff.output, "output", "", "with --input: where to write one JSON answer per line")
+	fs.IntVar(&ff.batchSize, "batch-size", 32, "with --input: inputs per forward pass")
+	fs.StringVar(&ff.task, "task", "", "with --input: fill-mask, classify, classify-image or embed (default: from the model's first head for the input's modality)")
+	fs.StringVar(&ff.pooling, "pooling", "cls", "with --task embed: cls or mean")
+	fs.BoolVar(&ff.normalize, "normalize", true, "with --task embed: L2-normalise the vectors")
+	fs.BoolVar(&ff.quiet, "quiet", false, "with --input: no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +64,16 @@ func runPredict(args []string) error {
 	}
 	if *modelDir == "" {
 		return fmt.Errorf("--model is required")
+	}
+	if ff.input != "" {
+		if len(texts) > 0 || len(imagesIn) > 0 || *pixels != "" || *asJSON || *mlmPos != "" {
+			return fmt.Errorf("--input takes its inputs from the file: drop --text, --image, --pixels, --json and --mlm-positions")
+		}
+		ff.model, ff.tokenizer, ff.head, ff.maxLen, ff.topK = *modelDir, *tokPath, *headName, *maxLen, *topK
+		return predictFiles(ff)
+	}
+	if ff.output != "" {
+		return fmt.Errorf("--output goes with --input")
 	}
 	nInputs := 0
 	for _, used := range []bool{len(texts) > 0, len(imagesIn) > 0, *pixels != ""} {

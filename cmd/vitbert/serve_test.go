@@ -110,7 +110,7 @@ func mustOK(t *testing.T, what string, status int, body []byte, v any) {
 // predicted runs vitbert predict --json --hidden and returns its logits and
 // hidden states as nested float64 slices.
 type predicted struct {
-	Logits [][]any      `json:"logits"`
+	Logits [][]any       `json:"logits"`
 	Hidden [][][]float64 `json:"last_hidden_state"`
 }
 
