@@ -360,13 +360,31 @@ func (m *Model) FillMask(ctx context.Context, headName string, texts []string, t
 	return out, nil
 }
 
+// topIndices returns the indices of the k largest values of p, largest
+// first (ties: lower index first), in one pass: a vocabulary-wide sort
+// would cost more than the forward pass of a small model.
 func topIndices(p []float64, k int) []int {
-	idx := make([]int, len(p))
-	for i := range idx {
-		idx[i] = i
+	k = min(k, len(p))
+	if k <= 0 {
+		return []int{}
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return p[idx[a]] > p[idx[b]] })
-	return idx[:min(k, len(idx))]
+	top := make([]int, 0, k+1)
+	for i, v := range p {
+		if len(top) == k && v <= p[top[k-1]] {
+			continue
+		}
+		j := len(top)
+		for j > 0 && v > p[top[j-1]] {
+			j--
+		}
+		top = append(top, 0)
+		copy(top[j+1:], top[j:])
+		top[j] = i
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
 }
 
 // decode joins WordPiece tokens back into text as Hugging Face's BERT

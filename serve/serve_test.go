@@ -244,3 +244,22 @@ func TestNotReadyTruncateAndKey(t *testing.T) {
 		t.Errorf("/: %d %.200s", status, body)
 	}
 }
+
+func TestTopIndices(t *testing.T) {
+	p := []float64{0.1, 0.5, 0.2, 0.5, 0.05, 0.9, 0.2}
+	for _, want := range [][]int{{}, {5}, {5, 1}, {5, 1, 3}, {5, 1, 3, 2}, {5, 1, 3, 2, 6}, {5, 1, 3, 2, 6, 0, 4}} {
+		k := len(want)
+		got := topIndices(p, k)
+		if k2s(got) != k2s(want) {
+			t.Errorf("top %d = %v, want %v", k, got, want)
+		}
+	}
+	if got := topIndices(p, 20); len(got) != len(p) {
+		t.Errorf("top 20 of 7 = %v", got)
+	}
+}
+
+func k2s(v []int) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
