@@ -30,14 +30,16 @@ type job struct {
 // errStopped answers inputs that arrive after the queues stopped.
 var errStopped = errf(503, "unavailable", "the server is shutting down")
 
-// queue batches the inputs of one model, modality and head: a worker takes
-// the first waiting input, waits up to MaxWait for up to MaxBatch inputs,
-// pads them to a compiled shape and runs them in one forward pass.
+// queue batches the inputs of one model, modality and head. Texts wait in a
+// lane per length bucket (images in one lane), so that a batch is padded only
+// to its own bucket: a worker per lane takes the first waiting input, waits
+// up to MaxWait for up to MaxBatch inputs, pads them to a compiled shape and
+// runs them in one forward pass.
 type queue struct {
 	m        *Model
 	modality string
 	head     *model.HeadConfig // nil: the encoder alone
-	in       chan *job
+	lanes    []chan *job       // by length bucket (text), or one (images)
 	depth    atomic.Int64
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -48,10 +50,31 @@ type queue struct {
 }
 
 func (m *Model) addQueue(modality string, h *model.HeadConfig) {
-	q := &queue{m: m, modality: modality, head: h, in: make(chan *job, m.Opts.QueueLength), stop: make(chan struct{}), compiled: map[[3]int]bool{}}
+	q := &queue{m: m, modality: modality, head: h, stop: make(chan struct{}), compiled: map[[3]int]bool{}}
+	n := 1
+	if modality == "text" {
+		n = len(m.lengths)
+	}
+	for range n {
+		in := make(chan *job, m.Opts.QueueLength)
+		q.lanes = append(q.lanes, in)
+		q.wg.Add(1)
+		go q.loop(in)
+	}
 	m.queues[queueKey(modality, h)] = q
-	q.wg.Add(1)
-	go q.loop()
+}
+
+// lane is the channel for j: its length bucket's, for a text.
+func (q *queue) lane(j *job) chan *job {
+	if q.modality != "text" {
+		return q.lanes[0]
+	}
+	for i, l := range q.m.lengths {
+		if j.enc.Len() <= l {
+			return q.lanes[i]
+		}
+	}
+	return q.lanes[len(q.lanes)-1]
 }
 
 func (q *queue) key() string { return queueKey(q.modality, q.head) }
@@ -75,7 +98,7 @@ func (q *queue) run(ctx context.Context, jobs []*job) error {
 		q.depth.Add(1)
 		q.m.metrics.queueDepth(q.m.Name, q.key(), 1)
 		select {
-		case q.in <- j:
+		case q.lane(j) <- j:
 		case <-q.stop:
 			q.depth.Add(-1)
 			q.m.metrics.queueDepth(q.m.Name, q.key(), -1)
@@ -99,15 +122,15 @@ func (q *queue) run(ctx context.Context, jobs []*job) error {
 	return nil
 }
 
-func (q *queue) loop() {
+func (q *queue) loop(in chan *job) {
 	defer q.wg.Done()
 	batch := make([]*job, 0, q.m.Opts.MaxBatch)
 	for {
 		var first *job
 		select {
-		case first = <-q.in:
+		case first = <-in:
 		case <-q.stop:
-			q.drain()
+			q.drain(in)
 			return
 		}
 		batch = append(batch[:0], first)
@@ -116,7 +139,7 @@ func (q *queue) loop() {
 		wait:
 			for len(batch) < q.m.Opts.MaxBatch {
 				select {
-				case j := <-q.in:
+				case j := <-in:
 					batch = append(batch, j)
 				case <-timer.C:
 					break wait
@@ -127,7 +150,7 @@ func (q *queue) loop() {
 	more: // whatever is already waiting joins without waiting
 		for len(batch) < q.m.Opts.MaxBatch {
 			select {
-			case j := <-q.in:
+			case j := <-in:
 				batch = append(batch, j)
 			default:
 				break more
@@ -139,11 +162,11 @@ func (q *queue) loop() {
 	}
 }
 
-// drain answers the inputs still waiting once the queue stops.
-func (q *queue) drain() {
+// drain answers the inputs still waiting in a lane once the queue stops.
+func (q *queue) drain(in chan *job) {
 	for {
 		select {
-		case j := <-q.in:
+		case j := <-in:
 			q.depth.Add(-1)
 			q.m.metrics.queueDepth(q.m.Name, q.key(), -1)
 			j.err = errStopped

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +21,53 @@ import (
 
 func init() {
 	register("serve", "serve models over HTTP: fill-mask, classify, classify-image, embed, a web page", runServe)
+	register("serve-load", "load-test a running vitbert serve on loopback (benchmarks/serve.sh)", runServeLoad)
+}
+
+// runServeLoad sends concurrent requests to a local server and prints
+// throughput and latency percentiles.
+func runServeLoad(args []string) error {
+	fs := newFlags("serve-load", "--url http://127.0.0.1:8080/v1/fill-mask --body FILE.jsonl [flags]")
+	target := fs.String("url", "http://127.0.0.1:8080/v1/fill-mask", "endpoint to POST to (loopback only)")
+	bodyFile := fs.String("body", "", "request bodies, one JSON object per line, sent in turn (required)")
+	clients := fs.Int("clients", 32, "concurrent clients")
+	requests := fs.Int("requests", 2000, "requests in all")
+	duration := fs.Duration("duration", time.Minute, "stop after this long even if requests remain")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	apiKey := fs.String("api-key", os.Getenv("VITBERT_API_KEY"), "API key to send")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *bodyFile == "" {
+		return fmt.Errorf("--body is required")
+	}
+	b, err := os.ReadFile(*bodyFile)
+	if err != nil {
+		return err
+	}
+	var bodies [][]byte
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			bodies = append(bodies, line)
+		}
+	}
+	header := http.Header{}
+	if *apiKey != "" {
+		header.Set("Authorization", "Bearer "+*apiKey)
+	}
+	res, err := serve.Load(context.Background(), *target, bodies, *clients, *requests, *duration, header)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(map[string]any{"requests": res.Requests, "errors": res.Errors, "seconds": res.Seconds,
+			"per_second": res.PerSecond, "p50_ms": float64(res.P50) / 1e6, "p95_ms": float64(res.P95) / 1e6, "p99_ms": float64(res.P99) / 1e6, "first_error": res.FirstError})
+	}
+	fmt.Println(res)
+	if res.Errors > 0 {
+		fmt.Println("first error:", res.FirstError)
+	}
+	return nil
 }
 
 // serveFlags are the model options shared by serve and predict --input.
