@@ -9,6 +9,8 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"math"
+	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
+	"github.com/vitbert/vitbert/infer"
 )
 
 const fixtures = "../testdata/hf/"
@@ -262,4 +265,28 @@ func TestTopIndices(t *testing.T) {
 func k2s(v []int) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestTopSoftmax checks the fast normaliser against float64 softmax.
+func TestTopSoftmax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	logits := make([]float32, 30522)
+	for i := range logits {
+		logits[i] = float32(rng.NormFloat64() * 6)
+	}
+	idx, probs := topSoftmax(logits, 5)
+	want := infer.Softmax(logits)
+	for r, i := range idx {
+		if d := math.Abs(probs[r]-want[i]) / want[i]; d > 1e-6 {
+			t.Errorf("rank %d token %d: %g, float64 softmax %g (relative %g)", r, i, probs[r], want[i], d)
+		}
+	}
+	for _, x := range []float32{0, -0.3, -0.5, -0.7, -1, -10.25, -80, -125.9} {
+		if got, want := float64(exp2f(x)), math.Exp2(float64(x)); math.Abs(got-want) > 2e-7*want {
+			t.Errorf("exp2f(%g) = %g, want %g", x, got, want)
+		}
+	}
+	if exp2f(-200) != 0 {
+		t.Errorf("exp2f(-200) = %g", exp2f(-200))
+	}
 }
