@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
@@ -288,5 +289,19 @@ func TestTopSoftmax(t *testing.T) {
 	}
 	if exp2f(-200) != 0 {
 		t.Errorf("exp2f(-200) = %g", exp2f(-200))
+	}
+}
+
+func TestLoadLoopbackOnly(t *testing.T) {
+	opts := DefaultOptions()
+	opts.MaxBatch, opts.Lengths = 2, []int{16}
+	ts, _ := newServer(t, opts, Limits{MaxBody: 1 << 20}, true)
+	if _, err := Load(t.Context(), "http://10.1.2.3:80/v1/fill-mask", [][]byte{[]byte(`{}`)}, 1, 1, time.Second, nil); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("load against 10.1.2.3: %v", err)
+	}
+	bodies := [][]byte{[]byte(`{"model":"mlm","inputs":"a [MASK]."}`), []byte(`{"model":"mlm","inputs":"no mask"}`)}
+	res, err := Load(t.Context(), ts.URL+"/v1/fill-mask", bodies, 4, 20, time.Minute, nil)
+	if err != nil || res.Requests != 20 || res.Errors != 10 || !strings.Contains(res.FirstError, "400") || res.P50 <= 0 || res.P99 < res.P50 {
+		t.Errorf("load: %+v, %v", res, err)
 	}
 }
