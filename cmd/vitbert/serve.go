@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -123,8 +124,12 @@ func runServe(args []string) error {
 	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "time to answer a request")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "time in-flight requests get to finish after SIGTERM or SIGINT")
 	apiKey := fs.String("api-key", os.Getenv("VITBERT_API_KEY"), "require this key on /v1/ requests (Authorization: Bearer KEY); default $VITBERT_API_KEY")
+	gcPercent := fs.Int("gc-percent", 10, "Go GC target: heap growth over the live heap before a collection (the weights and compiled shapes are most of the live heap and hold no pointers, so collecting often is cheap and keeps the resident memory near its warm-up value); ignored when GOGC is set")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(*gcPercent)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
