@@ -258,6 +258,22 @@ func (o *oneOrMany[T]) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// modelFor resolves the named model and checks a request's number of inputs
+// and its top_k.
+func (s *Server) modelFor(name string, n int, what string, topK int) (*Model, error) {
+	m, err := s.model(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkCount(m, n, what); err != nil {
+		return nil, err
+	}
+	if topK < 0 {
+		return nil, errf(400, "bad_request", "top_k %d is negative", topK)
+	}
+	return m, nil
+}
+
 func (s *Server) checkCount(m *Model, n int, what string) error {
 	if n == 0 {
 		return errf(400, "bad_request", "no %s given", what)
@@ -289,15 +305,9 @@ func (s *Server) handleFillMask(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	m, err := s.model(req.Model)
+	m, err := s.modelFor(req.Model, len(req.Inputs.items), "inputs", req.TopK)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.checkCount(m, len(req.Inputs.items), "inputs"); err != nil {
-		return nil, err
-	}
-	if req.TopK < 0 {
-		return nil, errf(400, "bad_request", "top_k %d is negative", req.TopK)
 	}
 	res, err := m.FillMask(r.Context(), req.Head, req.Inputs.items, req.TopK)
 	if err != nil {
@@ -341,15 +351,9 @@ func (s *Server) handleClassify(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	m, err := s.model(req.Model)
+	m, err := s.modelFor(req.Model, len(req.Inputs.items), "inputs", req.TopK)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.checkCount(m, len(req.Inputs.items), "inputs"); err != nil {
-		return nil, err
-	}
-	if req.TopK < 0 {
-		return nil, errf(400, "bad_request", "top_k %d is negative", req.TopK)
 	}
 	pairs := make([]TextPair, len(req.Inputs.items))
 	for i, in := range req.Inputs.items {
@@ -413,15 +417,9 @@ func (s *Server) handleClassifyImage(r *http.Request) (any, error) {
 			return nil, err
 		}
 	}
-	m, err := s.model(req.Model)
+	m, err := s.modelFor(req.Model, len(raw), `images (multipart field "image" or JSON "inputs")`, req.TopK)
 	if err != nil {
 		return nil, err
-	}
-	if err := s.checkCount(m, len(raw), `images (multipart field "image" or JSON "inputs")`); err != nil {
-		return nil, err
-	}
-	if req.TopK < 0 {
-		return nil, errf(400, "bad_request", "top_k %d is negative", req.TopK)
 	}
 	if err := m.needImage(); err != nil {
 		return nil, err

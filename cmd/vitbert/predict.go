@@ -87,15 +87,7 @@ func runPredict(args []string) error {
 	if len(pairs) > len(texts) {
 		return fmt.Errorf("%d --text-pair for %d --text", len(pairs), len(texts))
 	}
-	m, err := checkpoint.LoadDir(*modelDir)
-	if err != nil {
-		return err
-	}
-	backend, err := newBackend()
-	if err != nil {
-		return err
-	}
-	p, err := infer.New(backend, m)
+	m, p, err := loadPredictor(*modelDir)
 	if err != nil {
 		return err
 	}
@@ -177,6 +169,23 @@ func runPredict(args []string) error {
 	}
 	printTopK(out, head, rowsLabels(0), *topK)
 	return nil
+}
+
+// loadPredictor loads the model in dir onto the backend.
+func loadPredictor(dir string) (*checkpoint.Model, *infer.Predictor, error) {
+	m, err := checkpoint.LoadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	backend, err := newBackend()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := infer.New(backend, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, p, nil
 }
 
 func encodeTexts(tok *text.Tokenizer, texts, pairs []string, maxLen, modelMax int) (ids, seg, mask [][]int32, err error) {

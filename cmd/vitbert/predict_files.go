@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/infer"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/serve"
@@ -190,15 +189,7 @@ func predictFiles(ff fileFlags) error {
 			return fmt.Errorf("%s: texts and images are mixed; give one kind per file", r.where)
 		}
 	}
-	m, err := checkpoint.LoadDir(ff.model)
-	if err != nil {
-		return err
-	}
-	backend, err := newBackend()
-	if err != nil {
-		return err
-	}
-	p, err := infer.New(backend, m)
+	m, p, err := loadPredictor(ff.model)
 	if err != nil {
 		return err
 	}
