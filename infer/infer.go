@@ -4,6 +4,7 @@ package infer
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
@@ -14,11 +15,14 @@ import (
 )
 
 // Predictor holds a model's weights on a backend and its compiled forward
-// passes (one per head and input shape, compiled on first use).
+// passes (one per head and input shape, compiled on first use). It is safe
+// for concurrent use: the map of passes is guarded by mu, and each pass keeps
+// its compiled shapes under its own lock.
 type Predictor struct {
 	Config  model.Config
 	backend compute.Backend
 	store   *mlmodel.Store
+	mu      sync.Mutex
 	execs   map[string]*mlmodel.Exec
 }
 
@@ -90,10 +94,8 @@ func (p *Predictor) Text(headName string, ids, segments, mask, positions [][]int
 			}
 		}
 	}
-	key := "text/" + headName
-	e, ok := p.execs[key]
-	if !ok {
-		e, err = mlmodel.NewExec(p.backend, p.store, func(scope *mlmodel.Scope, ids, seg, mask, pos *graph.Node) []*graph.Node {
+	e, err := p.exec("text/"+headName, func() (*mlmodel.Exec, error) {
+		return mlmodel.NewExec(p.backend, p.store, func(scope *mlmodel.Scope, ids, seg, mask, pos *graph.Node) []*graph.Node {
 			hidden := c.EncodeText(scope, ids, seg, mask)
 			if h == nil {
 				return []*graph.Node{hidden}
@@ -104,10 +106,9 @@ func (p *Predictor) Text(headName string, ids, segments, mask, positions [][]int
 			}
 			return []*graph.Node{hidden, c.HeadLogits(scope, h, x)}
 		})
-		if err != nil {
-			return nil, err
-		}
-		p.execs[key] = e
+	})
+	if err != nil {
+		return nil, err
 	}
 	if positions == nil {
 		positions = make([][]int32, len(ids))
@@ -135,20 +136,17 @@ func (p *Predictor) Image(headName string, pixels []float32, batch int) (*Output
 	if err != nil {
 		return nil, err
 	}
-	key := "image/" + headName
-	e, ok := p.execs[key]
-	if !ok {
-		e, err = mlmodel.NewExec(p.backend, p.store, func(scope *mlmodel.Scope, px *graph.Node) []*graph.Node {
+	e, err := p.exec("image/"+headName, func() (*mlmodel.Exec, error) {
+		return mlmodel.NewExec(p.backend, p.store, func(scope *mlmodel.Scope, px *graph.Node) []*graph.Node {
 			hidden := c.EncodeImage(scope, px)
 			if h == nil {
 				return []*graph.Node{hidden}
 			}
 			return []*graph.Node{hidden, c.HeadLogits(scope, h, model.CLS(hidden))}
 		})
-		if err != nil {
-			return nil, err
-		}
-		p.execs[key] = e
+	})
+	if err != nil {
+		return nil, err
 	}
 	t := tensors.FromFlatDataAndDimensions(pixels, batch, c.Channels, c.ImageSize, c.ImageSize)
 	outs, err := e.Exec(t)
@@ -156,6 +154,24 @@ func (p *Predictor) Image(headName string, pixels []float32, batch int) (*Output
 		return nil, err
 	}
 	return toOutput(outs)
+}
+
+// exec returns the pass stored under key, building it with build on first use.
+func (p *Predictor) exec(key string, build func() (*mlmodel.Exec, error)) (*mlmodel.Exec, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.execs[key]; ok {
+		return e, nil
+	}
+	e, err := build()
+	if err != nil {
+		return nil, err
+	}
+	// No cap on the compiled shapes: predict runs one, and the server
+	// compiles its fixed set of batch and length buckets before serving.
+	e.SetMaxCache(-1)
+	p.execs[key] = e
+	return e, nil
 }
 
 func toOutput(outs []*tensors.Tensor) (*Output, error) {

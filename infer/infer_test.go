@@ -2,6 +2,8 @@ package infer
 
 import (
 	"math"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -110,4 +112,46 @@ func TestViTTinyMatchesHuggingFace(t *testing.T) {
 	}
 	expectClose(t, "vit last hidden state", out.Hidden, out.HiddenShape, exp.Tensors["last_hidden_state"])
 	expectClose(t, "vit logits", out.Logits, out.LogitsShape, exp.Tensors["logits"])
+}
+
+// TestConcurrentUse runs passes of two heads from many goroutines at once on
+// a fresh Predictor: every answer equals the one computed alone. The map
+// race it guards against shows only under -race (which needs
+// -gcflags=all=-d=checkptr=0: the backend's assembly trips checkptr).
+func TestConcurrentUse(t *testing.T) {
+	m, err := checkpoint.LoadDir(fixtures + "bert-tiny/cls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := compute.MustNew()
+	ids, seg, mask := [][]int32{{101, 7592, 102}}, [][]int32{{0, 0, 0}}, [][]int32{{1, 1, 1}}
+	alone, err := New(backend, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*Output{}
+	for _, head := range []string{"", checkpoint.ClassifierHead} {
+		if want[head], err = alone.Text(head, ids, seg, mask, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := New(backend, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			head := []string{"", checkpoint.ClassifierHead}[i%2]
+			out, err := p.Text(head, ids, seg, mask, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !slices.Equal(out.Hidden, want[head].Hidden) || !slices.Equal(out.Logits, want[head].Logits) {
+				t.Errorf("head %q: concurrent answer differs from the one computed alone", head)
+			}
+		})
+	}
+	wg.Wait()
 }

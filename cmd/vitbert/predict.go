@@ -37,7 +37,7 @@ type predictResult struct {
 }
 
 func runPredict(args []string) error {
-	fs := newFlags("predict", "--model DIR (--text T [--text-pair P] ... | --image FILE ... | --pixels FILE.safetensors) [flags]")
+	fs := newFlags("predict", "--model DIR (--text T [--text-pair P] ... | --image FILE ... | --pixels FILE.safetensors | --input FILE.jsonl|FILE.csv|FOLDER --output OUT.jsonl) [flags]")
 	modelDir := fs.String("model", "", "model directory: config.json + model.safetensors (Hugging Face BERT/ViT or vitbert)")
 	var texts, pairs, imagesIn listFlag
 	fs.Var(&texts, "text", "a text to run (repeatable; one row each)")
@@ -50,7 +50,15 @@ func runPredict(args []string) error {
 	headName := fs.String("head", "", "head to run (default: the model's first head for the input's modality)")
 	asJSON := fs.Bool("json", false, "print {\"logits\": ...} as JSON")
 	hidden := fs.Bool("hidden", false, "with --json, also print the final hidden states")
-	topK := fs.IntIn("top-k", 5, train.AtLeast(1), "classes or tokens to show per row without --json")
+	topK := fs.IntIn("top-k", 5, train.AtLeast(0), "classes or tokens to show per row without --json (with --input: per answer, 0 = every class)")
+	var ff fileFlags
+	fs.StringVar(&ff.input, "input", "", "batch prediction: a .jsonl or .csv file of texts or images, or a folder of images")
+	fs.StringVar(&ff.output, "output", "", "with --input: where to write one JSON answer per line")
+	fs.IntVar(&ff.batchSize, "batch-size", 32, "with --input: inputs per forward pass")
+	fs.StringVar(&ff.task, "task", "", "with --input: fill-mask, classify, classify-image or embed (default: from the model's first head for the input's modality)")
+	fs.StringVar(&ff.pooling, "pooling", "cls", "with --task embed: cls or mean")
+	fs.BoolVar(&ff.normalize, "normalize", true, "with --task embed: L2-normalise the vectors")
+	fs.BoolVar(&ff.quiet, "quiet", false, "with --input: no progress bar")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +67,16 @@ func runPredict(args []string) error {
 	}
 	if *modelDir == "" {
 		return fmt.Errorf("--model is required")
+	}
+	if ff.input != "" {
+		if len(texts) > 0 || len(imagesIn) > 0 || *pixels != "" || *asJSON || *mlmPos != "" {
+			return fmt.Errorf("--input takes its inputs from the file: drop --text, --image, --pixels, --json and --mlm-positions")
+		}
+		ff.model, ff.tokenizer, ff.head, ff.maxLen, ff.topK = *modelDir, *tokPath, *headName, *maxLen, *topK
+		return predictFiles(ff)
+	}
+	if ff.output != "" {
+		return fmt.Errorf("--output goes with --input")
 	}
 	nInputs := 0
 	for _, used := range []bool{len(texts) > 0, len(imagesIn) > 0, *pixels != ""} {
@@ -72,15 +90,7 @@ func runPredict(args []string) error {
 	if len(pairs) > len(texts) {
 		return fmt.Errorf("%d --text-pair for %d --text", len(pairs), len(texts))
 	}
-	m, err := checkpoint.LoadDir(*modelDir)
-	if err != nil {
-		return err
-	}
-	backend, err := newBackend()
-	if err != nil {
-		return err
-	}
-	p, err := infer.New(backend, m)
+	m, p, err := loadPredictor(*modelDir)
 	if err != nil {
 		return err
 	}
@@ -88,7 +98,7 @@ func runPredict(args []string) error {
 	if len(texts) > 0 {
 		modality = "text"
 	}
-	head, err := pickHead(&m.Config, *headName, modality)
+	head, err := infer.PickHead(&m.Config, *headName, modality)
 	if err != nil {
 		return err
 	}
@@ -96,7 +106,7 @@ func runPredict(args []string) error {
 	var out *infer.Output
 	var rowsLabels func(row int) []string
 	if modality == "text" {
-		tok, err := loadTokenizer(*tokPath, m.Source, m.Config.VocabSize)
+		tok, err := infer.LoadTokenizer(*tokPath, m.Source, m.Config.VocabSize)
 		if err != nil {
 			return err
 		}
@@ -164,43 +174,21 @@ func runPredict(args []string) error {
 	return nil
 }
 
-func pickHead(c *model.Config, name, modality string) (*model.HeadConfig, error) {
-	if name != "" {
-		h, ok := c.Head(name)
-		if !ok {
-			var names []string
-			for _, h := range c.TaskHeads {
-				names = append(names, h.Name)
-			}
-			return nil, fmt.Errorf("the model has no head %q (it has %v)", name, names)
-		}
-		if h.Modality != modality {
-			return nil, fmt.Errorf("head %q reads %s input, not %s", name, h.Modality, modality)
-		}
-		return h, nil
-	}
-	for i := range c.TaskHeads {
-		if c.TaskHeads[i].Modality == modality {
-			return &c.TaskHeads[i], nil
-		}
-	}
-	return nil, nil
-}
-
-// loadTokenizer takes --tokenizer, else the model's own vocabulary
-// (text.ForModel), and checks it against the model's embedding rows.
-func loadTokenizer(path, modelDir string, vocabSize int) (*text.Tokenizer, error) {
-	if path == "" {
-		return text.ForModel(modelDir, vocabSize)
-	}
-	tok, err := text.Load(path)
+// loadPredictor loads the model in dir onto the backend.
+func loadPredictor(dir string) (*checkpoint.Model, *infer.Predictor, error) {
+	m, err := checkpoint.LoadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if tok.VocabSize() != vocabSize {
-		return nil, fmt.Errorf("--tokenizer %s has %d tokens but the model's vocabulary has %d", path, tok.VocabSize(), vocabSize)
+	backend, err := newBackend()
+	if err != nil {
+		return nil, nil, err
 	}
-	return tok, nil
+	p, err := infer.New(backend, m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, p, nil
 }
 
 func encodeTexts(tok *text.Tokenizer, texts, pairs []string, maxLen, modelMax int) (ids, seg, mask [][]int32, err error) {
@@ -220,15 +208,7 @@ func encodeTexts(tok *text.Tokenizer, texts, pairs []string, maxLen, modelMax in
 	if longest > modelMax {
 		return nil, nil, nil, fmt.Errorf("a text has %d tokens, longer than the model's position table (%d); use --max-length %d to truncate", longest, modelMax, modelMax)
 	}
-	for _, e := range encs {
-		pad := longest - e.Len()
-		ids = append(ids, append(e.IDs, make([]int32, pad)...))
-		seg = append(seg, append(e.TypeIDs, make([]int32, pad)...))
-		mask = append(mask, append(e.AttentionMask, make([]int32, pad)...))
-		for j := len(ids[len(ids)-1]) - pad; j < longest; j++ {
-			ids[len(ids)-1][j] = tok.PAD()
-		}
-	}
+	ids, seg, mask = infer.PadBatch(encs, longest, tok.PAD())
 	return ids, seg, mask, nil
 }
 
@@ -325,7 +305,7 @@ func printTopK(out *infer.Output, head *model.HeadConfig, labels []string, k int
 			fmt.Printf("input %d: %.4f\n", r+1, logits[0])
 			continue
 		}
-		probs := softmax(logits)
+		probs := infer.Softmax(logits)
 		idx := make([]int, K)
 		for i := range idx {
 			idx[i] = i
@@ -336,6 +316,9 @@ func printTopK(out *infer.Output, head *model.HeadConfig, labels []string, k int
 			prefix += fmt.Sprintf(" mask %d", r%perInput+1)
 		}
 		var parts []string
+		if k <= 0 {
+			k = K // every class
+		}
 		for _, i := range idx[:min(k, K)] {
 			name := strconv.Itoa(i)
 			if i < len(labels) && labels[i] != "" {
@@ -345,21 +328,4 @@ func printTopK(out *infer.Output, head *model.HeadConfig, labels []string, k int
 		}
 		fmt.Printf("%s: %s\n", prefix, strings.Join(parts, "  "))
 	}
-}
-
-func softmax(x []float32) []float64 {
-	m := x[0]
-	for _, v := range x {
-		m = max(m, v)
-	}
-	out := make([]float64, len(x))
-	sum := 0.0
-	for i, v := range x {
-		out[i] = math.Exp(float64(v - m))
-		sum += out[i]
-	}
-	for i := range out {
-		out[i] /= sum
-	}
-	return out
 }

@@ -327,12 +327,22 @@ func (p Preprocess) Image(ds *Dataset, i int, aug Augment, rng *rand.Rand) ([]fl
 // (as OpenImageFolder does), with channels 1 or 3, normalised with mean and
 // std (nil: ViTMean, ViTStd), as a CHW float32 slice.
 func LoadImageFile(path string, size, channels int, mean, std []float32) ([]float32, error) {
-	if size <= 0 || (channels != 1 && channels != 3) {
-		return nil, fmt.Errorf("loading %s: need size > 0 and 1 or 3 channels, got %d and %d", path, size, channels)
-	}
 	img, err := decodeFile(path)
 	if err != nil {
 		return nil, err
+	}
+	out, err := ModelInput(img, size, channels, mean, std)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// ModelInput is LoadImageFile for a decoded image: scaled so the shorter side
+// is size, centre-cropped, with channels 1 or 3, normalised, as CHW float32.
+func ModelInput(img image.Image, size, channels int, mean, std []float32) ([]float32, error) {
+	if size <= 0 || (channels != 1 && channels != 3) {
+		return nil, fmt.Errorf("need size > 0 and 1 or 3 channels, got %d and %d", size, channels)
 	}
 	buf := make([]uint8, channels*size*size)
 	toCHW(scaleCrop(img, size), channels, buf)
@@ -341,7 +351,7 @@ func LoadImageFile(path string, size, channels int, mean, std []float32) ([]floa
 		out[i] = float32(v)
 	}
 	if err := Normalize(out, channels, mean, std); err != nil {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
+		return nil, err
 	}
 	return out, nil
 }
