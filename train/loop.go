@@ -233,7 +233,7 @@ func (l *Loop) Resume(dir string) error {
 				dir, st.Mask.UpdatesDone, st.Step, m.cfg.UpdatesDoneAt(st.Step))
 		}
 	}
-	for _, name := range []string{MetricsFile, MasksFile} {
+	for _, name := range []string{MetricsFile, MasksFile, ConflictsFile} {
 		if err := truncateJSONLAfter(filepath.Join(l.cfg.OutDir, name), st.Step); err != nil {
 			return err
 		}
@@ -391,6 +391,17 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	var conflicts *jsonlWriter
+	if l.trainer.Config().DiagnosticsEvery > 0 {
+		if conflicts, err = openJSONL(filepath.Join(l.cfg.OutDir, ConflictsFile)); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := conflicts.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}()
+	}
 
 	step, err := l.trainer.CurrentStep()
 	if err != nil {
@@ -469,6 +480,11 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		if res.MaskUpdate != nil && masks != nil {
 			if err := masks.write(res.MaskUpdate); err != nil {
 				return fmt.Errorf("writing mask report: %w", err)
+			}
+		}
+		if res.Conflicts != nil && conflicts != nil {
+			if err := conflicts.write(res.Conflicts); err != nil {
+				return fmt.Errorf("writing gradient-conflict diagnostics: %w", err)
 			}
 		}
 		if bar != nil {
