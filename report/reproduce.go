@@ -35,6 +35,10 @@ type Variant struct {
 	Tau      float64 // temperature (0: the preset's)
 	Beta     float64 // final mask sparsity (0: the preset's)
 	Ranking  string  // mask ranking ("" : the preset's)
+	// Combine is the combine rule of the shared encoder's gradients when it
+	// is neither sum nor mask (train.CombinePCGrad, train.CombineCAGrad...);
+	// "": the preset's (sum, or mask with Mask).
+	Combine train.CombineRule
 	Ablation string  // "", "distill" or "mask": which ablation table it belongs to
 	// Teacher marks a teacher run: pre-trained TeacherSteps() steps to be
 	// distilled from, neither fine-tuned nor in any table.
@@ -173,6 +177,9 @@ func (r *Runner) config(v Variant) pretrain.Config {
 		if v.Ranking != "" {
 			c.Mask.Ranking = train.RankScope(v.Ranking)
 		}
+	}
+	if v.Combine != "" {
+		c.Combine.Rule = v.Combine
 	}
 	return c
 }

@@ -92,8 +92,9 @@ func (c *Config) combineRule() CombineRule {
 	return c.Combine.Rule
 }
 
-// validateCombine checks the rule against the mask configuration.
-func (c *Config) validateCombine() error {
+// ValidateCombine checks the combine rule (with the mask configuration it
+// depends on) and the diagnostics interval.
+func (c *Config) ValidateCombine() error {
 	cc := c.Combine
 	if cc.Rule != "" {
 		if _, err := ParseCombineRule(string(cc.Rule)); err != nil {

@@ -219,7 +219,7 @@ func TestCombineConfigValidate(t *testing.T) {
 		"negative diagnostics K": {DiagnosticsEvery: -1},
 	}
 	for name, c := range bad {
-		err := c.validateCombine()
+		err := c.ValidateCombine()
 		if err == nil {
 			t.Errorf("%s: no error", name)
 		} else if !strings.Contains(err.Error(), "combine") && !strings.Contains(err.Error(), "diagnostics") {
@@ -229,7 +229,7 @@ func TestCombineConfigValidate(t *testing.T) {
 	good := []Config{{}, {Mask: mask}, {Combine: CombineConfig{Rule: CombineMask}, Mask: mask},
 		{Combine: CombineConfig{Rule: CombineCAGrad}}, {Combine: CombineConfig{Rule: CombineWeighted, TextWeight: 1}}}
 	for _, c := range good {
-		if err := c.validateCombine(); err != nil {
+		if err := c.ValidateCombine(); err != nil {
 			t.Errorf("%+v: %v", c.Combine, err)
 		}
 	}

@@ -177,7 +177,7 @@ func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg 
 	if err := cfg.Mask.Validate(); err != nil {
 		return nil, err
 	}
-	if err := cfg.validateCombine(); err != nil {
+	if err := cfg.ValidateCombine(); err != nil {
 		return nil, err
 	}
 	if cfg.Devices < 0 {

@@ -34,7 +34,12 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 	clip := fs.Float64("clip", -1, "global gradient-norm clipping (0 disables)")
 	wd := fs.Float64("weight-decay", -1, "AdamW weight decay (biases and LayerNorm excluded)")
 	dropout := fs.Float64("dropout", -1, "dropout rate")
-	gradmask := fs.Bool("gradmask", false, "enable gradient masking of the shared encoder (joint mode)")
+	gradmask := fs.Bool("gradmask", false, "enable gradient masking of the shared encoder (joint mode); the same as --combine mask")
+	combine := fs.String("combine", "", "how the text and image gradients of the shared encoder combine (joint mode): sum, mask, pcgrad, cagrad or weighted")
+	cagradC := fs.Float64("cagrad-c", -1, "CAGrad's c (--combine cagrad)")
+	textWeight := fs.Float64("text-weight", -1, "text loss weight (--combine weighted)")
+	imageWeight := fs.Float64("image-weight", -1, "image loss weight (--combine weighted)")
+	diagnostics := fs.Int("diagnostics", 0, "every K steps, log the conflict between the text and image gradients of the shared encoder into OUT/conflicts.jsonl (0: never)")
 	beta := fs.Float64("mask-ratio", 0, "gradient mask: final sparsity β (share handed to images)")
 	delta := fs.Float64("mask-step", 0, "gradient mask: sparsity increment δ per update")
 	ranking := fs.String("mask-ranking", "", "gradient mask ranking: tensor, block or global")
@@ -92,6 +97,21 @@ func pretrainFlags(fs *flag.FlagSet) (preset, configFile *string, apply func(c *
 		}
 		if set["gradmask"] {
 			c.Mask.Enabled = *gradmask
+		}
+		if *combine != "" {
+			c.Combine.Rule = train.CombineRule(*combine)
+		}
+		if *cagradC >= 0 {
+			c.Combine.C = *cagradC
+		}
+		if *textWeight >= 0 {
+			c.Combine.TextWeight = *textWeight
+		}
+		if *imageWeight >= 0 {
+			c.Combine.ImageWeight = *imageWeight
+		}
+		if set["diagnostics"] {
+			c.Diagnostics = *diagnostics
 		}
 		if *beta > 0 {
 			c.Mask.FinalSparsity = *beta
