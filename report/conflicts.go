@@ -19,20 +19,25 @@ import (
 
 // ReadConflicts reads a run's conflicts.jsonl (pretrain --diagnostics K).
 func ReadConflicts(runDir string) ([]train.ConflictReport, error) {
-	f, err := os.Open(filepath.Join(runDir, train.ConflictsFile))
+	return readJSONL[train.ConflictReport](filepath.Join(runDir, train.ConflictsFile))
+}
+
+// readJSONL decodes every line of a JSON-lines file (lines up to 16 MiB).
+func readJSONL[T any](path string) ([]T, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []train.ConflictReport
+	var out []T
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	line := 0
 	for sc.Scan() {
 		line++
-		var r train.ConflictReport
+		var r T
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s: line %d: %w", f.Name(), line, err)
+			return nil, fmt.Errorf("%s: line %d: %w", path, line, err)
 		}
 		out = append(out, r)
 	}
