@@ -139,7 +139,7 @@ func ConflictFigure(path string, runs []NamedRun) error {
 		p := plot.New()
 		p.Title.Text = filepath.Base(b)
 		p.Title.TextStyle.Font.Size = vg.Points(9)
-		p.X.Label.Text, p.Y.Label.Text = "step", "cos(∇L_txt, ∇L_img)"
+		p.X.Label.Text, p.Y.Label.Text = "step", "cosine of text and image gradients"
 		p.X.Tick.Label.Font.Size, p.Y.Tick.Label.Font.Size = vg.Points(7), vg.Points(7)
 		p.Add(plotter.NewGrid())
 		for i, s := range series[b] {
