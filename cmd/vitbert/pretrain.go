@@ -182,7 +182,7 @@ func buildConfig(preset, configFile string, apply func(*pretrain.Config)) (pretr
 func runPretrain(args []string) error {
 	fs := newFlags("pretrain", "--out DIR [--preset tiny] [--mode joint] [--gradmask] [--text-teacher DIR] [--image-teacher DIR] [flags]")
 	preset, configFile, apply := pretrainFlags(fs)
-	out := fs.String("out", "", "run directory: metrics.jsonl, masks.jsonl, checkpoints/, model/ (required)")
+	out := fs.String("out", "", "run directory: metrics.jsonl, masks.jsonl, conflicts.jsonl, checkpoints/, model/ (required)")
 	resume := fs.Bool("resume", false, "continue from the latest checkpoint in --out")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	probes := fs.Int("probes", 0, "take activation maps at this many evenly spaced steps (and snapshot gradient masks), under OUT/probes")
