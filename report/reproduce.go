@@ -27,22 +27,22 @@ type TaskRef struct {
 
 // Variant is one pre-training set-up of the comparison.
 type Variant struct {
-	Name    string
-	Mode    string // pretrain mode, "" for no pre-training
-	Distill bool
-	Mask    bool
-	Alpha   float64 // distillation ratio (0: the preset's)
-	Tau     float64 // temperature (0: the preset's)
-	Beta    float64 // final mask sparsity (0: the preset's)
-	Ranking string  // mask ranking ("" : the preset's)
-	// Combine is the combine rule of the shared encoder's gradients when it
-	// is neither sum nor mask (train.CombinePCGrad, train.CombineCAGrad...);
-	// "": the preset's (sum, or mask with Mask).
-	Combine  train.CombineRule
-	Ablation string // "", "distill" or "mask": which ablation table it belongs to
+	Name     string
+	Mode     string // pretrain mode, "" for no pre-training
+	Distill  bool
+	Mask     bool
+	Alpha    float64 // distillation ratio (0: the preset's)
+	Tau      float64 // temperature (0: the preset's)
+	Beta     float64 // final mask sparsity (0: the preset's)
+	Ranking  string  // mask ranking ("" : the preset's)
+	Ablation string  // "", "distill" or "mask": which ablation table it belongs to
 	// Teacher marks a teacher run: pre-trained TeacherSteps() steps to be
 	// distilled from, neither fine-tuned nor in any table.
 	Teacher bool
+	// Combine is the combine rule of the shared encoder's gradients when it
+	// is neither sum nor mask (train.CombinePCGrad, train.CombineCAGrad...);
+	// "": the preset's (sum, or mask with Mask).
+	Combine train.CombineRule
 }
 
 // Plan is a whole reproduction.
