@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
 )
 
@@ -89,5 +90,26 @@ func TestConflictCosines(t *testing.T) {
 	err = ConflictFigure(png, []NamedRun{{Name: "no diagnostics", Dir: t.TempDir()}})
 	if err == nil || !strings.Contains(err.Error(), "no diagnostics") || !strings.Contains(err.Error(), train.ConflictsFile) {
 		t.Errorf("missing conflicts.jsonl: error %v, want one naming the run and the file", err)
+	}
+}
+
+// A variant's combine rule reaches its pre-training configuration, which
+// then validates; without one the preset's rule (none: sum) stays.
+func TestVariantCombine(t *testing.T) {
+	c, err := pretrain.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Plan: Plan{Pretrain: c}, Out: t.TempDir()}
+	got := r.config(Variant{Name: "joint + PCGrad", Mode: pretrain.ModeJoint, Combine: train.CombinePCGrad})
+	got.Finish()
+	if got.Combine.Rule != train.CombinePCGrad || got.Mask.Enabled {
+		t.Errorf("combine %+v, mask enabled %v; want pcgrad without mask", got.Combine, got.Mask.Enabled)
+	}
+	if err := got.Validate(); err != nil {
+		t.Error(err)
+	}
+	if plain := r.config(Variant{Name: "joint", Mode: pretrain.ModeJoint}); plain.Combine.Rule != "" {
+		t.Errorf("plain joint: combine rule %q, want the preset's (none)", plain.Combine.Rule)
 	}
 }
