@@ -265,7 +265,7 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, opt Options) (
 	}
 	b := p.NewBatch(seed + 1)
 	switch mode {
-	case ModeJoint, ModeGradMask:
+	case ModeJoint, ModeGradMask, ModePCGrad, ModeCAGrad:
 		teachers, err := p.Teachers()
 		if err != nil {
 			return nil, nil, err
@@ -282,6 +282,12 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, opt Options) (
 			// training, and the mask set by ForceMask is used as it is.
 			c.Mask = train.MaskConfig{Enabled: true, FinalSparsity: maskRatio, Increment: maskRatio,
 				StartStep: 1 << 29, EndStep: 1 << 30}
+		}
+		switch mode {
+		case ModePCGrad:
+			c.Combine.Rule = train.CombinePCGrad
+		case ModeCAGrad:
+			c.Combine.Rule, c.Combine.C = train.CombineCAGrad, 0.4
 		}
 		tr, err := pretrain.NewTrainer(backend, store, &c, teachers)
 		if err != nil {
@@ -362,7 +368,7 @@ func Run(backend compute.Backend, p Preset, mode string, opt Options) (res *Resu
 	if opt.Devices < 0 {
 		return nil, fmt.Errorf("devices must be >= 0, got %d", opt.Devices)
 	}
-	if n := opt.Devices; n > 1 && (mode == ModeJoint || mode == ModeGradMask) && (p.TextBatch%n != 0 || p.ImageBatch%n != 0) {
+	if n := opt.Devices; n > 1 && isTraining(mode) && (p.TextBatch%n != 0 || p.ImageBatch%n != 0) {
 		return nil, fmt.Errorf("benchmark %s/%s: the batches (text %d, image %d) must be divisible by devices %d",
 			p.Name, mode, p.TextBatch, p.ImageBatch, n)
 	}

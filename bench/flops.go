@@ -32,15 +32,17 @@ func (p *Preset) ImageForwardFLOPs() float64 {
 
 // FLOPs is the work of one step of the mode:
 //
-//	joint, gradmask  3·(text + image forward of the student) + text teacher + image teacher
-//	                 = 4·(TextForwardFLOPs + ImageForwardFLOPs)
+//	joint, gradmask, 3·(text + image forward of the student) + text teacher + image teacher
+//	pcgrad, cagrad   = 4·(TextForwardFLOPs + ImageForwardFLOPs)
 //	infer-text       TextForwardFLOPs
 //	infer-image      ImageForwardFLOPs
 //
 // The factor 3 is the usual forward + backward (two products per forward
 // product: gradients with respect to inputs and weights). Gradient masking
 // does the same matrix work as joint (its two backward passes each cover one
-// loss), so it counts the same.
+// loss), so it counts the same; so do PCGrad and CAGrad, whose extra work
+// (three dot products and a weighted sum over the shared gradients) is
+// element-wise.
 func (p *Preset) FLOPs(mode string) float64 {
 	switch mode {
 	case ModeInferText:

@@ -14,6 +14,8 @@
 //	joint        one backward pass of L_txt + L_img
 //	gradmask     separate text and image gradients combined on the shared
 //	             encoder by a fixed random 0/1 mask of ratio 0.5 (active)
+//	pcgrad       separate gradients combined by PCGrad (train/combine.go)
+//	cagrad       separate gradients combined by CAGrad, c = 0.4
 //	infer-image  student forward to the image logits
 //	infer-text   student forward to the MLM logits at the masked positions
 //
@@ -37,12 +39,19 @@ import (
 const (
 	ModeJoint      = "joint"
 	ModeGradMask   = "gradmask"
+	ModePCGrad     = "pcgrad"
+	ModeCAGrad     = "cagrad"
 	ModeInferImage = "infer-image"
 	ModeInferText  = "infer-text"
 )
 
 // Modes lists every mode, in report order.
-var Modes = []string{ModeJoint, ModeGradMask, ModeInferImage, ModeInferText}
+var Modes = []string{ModeJoint, ModeGradMask, ModePCGrad, ModeCAGrad, ModeInferImage, ModeInferText}
+
+// isTraining reports whether a mode times the training step.
+func isTraining(mode string) bool {
+	return mode == ModeJoint || mode == ModeGradMask || mode == ModePCGrad || mode == ModeCAGrad
+}
 
 // Vocab is the WordPiece vocabulary size of every preset (bert-base-uncased).
 const Vocab = 30522

@@ -88,6 +88,16 @@ type Config struct {
 	// Mask.StartStep/EndStep when those are zero.
 	MaskStart float64 `json:"mask_start"`
 	MaskSpan  float64 `json:"mask_span"`
+	// Combine selects how the text and image gradients of the shared
+	// encoder are combined (train/combine.go): rule sum, mask (gradient
+	// masking, the same as Mask.Enabled), pcgrad, cagrad (with cagrad_c) or
+	// weighted (text_weight, image_weight); "" is mask when Mask.Enabled,
+	// else sum.
+	Combine train.CombineConfig `json:"combine"`
+	// Diagnostics K > 0 logs the conflict between the text and image
+	// gradients of the shared encoder every K steps into OUT/conflicts.jsonl
+	// (joint mode).
+	Diagnostics int `json:"diagnostics"`
 	// WarmupFrac sets Optimizer.WarmupSteps as a share of Steps when that is 0.
 	WarmupFrac float64 `json:"warmup_frac"`
 
@@ -135,6 +145,7 @@ func Preset(name string) (Config, error) {
 		Mode: ModeJoint, Preset: name, Seed: 1, Precision: string(model.PrecisionF32),
 		Mask:      train.MaskConfig{FinalSparsity: 0.5, Increment: 0.1, Ranking: train.RankGlobal},
 		MaskStart: 0.1, MaskSpan: 0.6, WarmupFrac: 0.1,
+		Combine:      train.CombineConfig{C: 0.4, TextWeight: 1, ImageWeight: 1},
 		DistillText:  Distill{Alpha: 0.5, Tau: 2},
 		DistillImage: Distill{Alpha: 0.5, Tau: 2},
 		Data:         Data{Corpus: "embedded", Images: "embedded", MaskProb: 0.15, HeldOut: 0.05},
@@ -194,6 +205,9 @@ func (c *Config) Finish() {
 	c.Optimizer.TotalSteps = c.Steps
 	if c.Optimizer.WarmupSteps == 0 {
 		c.Optimizer.WarmupSteps = int(c.WarmupFrac * float64(c.Steps))
+	}
+	if c.Combine.Rule == train.CombineMask {
+		c.Mask.Enabled = true
 	}
 	if c.Mask.Enabled && c.Mask.StartStep == 0 && c.Mask.EndStep == 0 {
 		c.Mask.StartStep = int(c.MaskStart * float64(c.Steps))
@@ -262,6 +276,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Mask.Enabled && c.Mode != ModeJoint {
 		return fmt.Errorf("gradient masking splits the encoder between text and image: it needs mode joint, not %s", c.Mode)
+	}
+	if r := c.Combine.Rule; r != "" && r != train.CombineSum && c.Mode != ModeJoint {
+		return fmt.Errorf("combine rule %s combines the text and image gradients: it needs mode joint, not %s", r, c.Mode)
+	}
+	if c.Diagnostics != 0 && c.Mode != ModeJoint {
+		return fmt.Errorf("diagnostics compare the text and image gradients: they need mode joint, not %s", c.Mode)
+	}
+	tc := train.Config{Mask: c.Mask, Combine: c.Combine, DiagnosticsEvery: c.Diagnostics}
+	if err := tc.ValidateCombine(); err != nil {
+		return err
 	}
 	if c.DistillText.Teacher != "" && !c.HasText() || c.DistillImage.Teacher != "" && !c.HasImage() {
 		return fmt.Errorf("a teacher is set for a task that mode %s does not train", c.Mode)

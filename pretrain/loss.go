@@ -49,5 +49,6 @@ func NewTrainer(backend compute.Backend, store *mlmodel.Store, c *Config, t Teac
 	return train.NewTrainer(backend, store, LossFn(c, t), train.Config{
 		Optimizer: c.Optimizer, Mask: c.Mask, SharedPrefix: "/" + model.EncoderScope, Seed: c.Seed,
 		Devices: c.Devices, Mesh: c.Mesh, Frozen: t.Frozen(),
+		Combine: c.Combine, DiagnosticsEvery: c.Diagnostics,
 	})
 }

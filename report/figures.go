@@ -121,22 +121,7 @@ type NamedRun struct{ Name, Dir string }
 
 // readMaskReports reads masks.jsonl.
 func readMaskReports(runDir string) ([]train.MaskReport, error) {
-	f, err := os.Open(filepath.Join(runDir, train.MasksFile))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []train.MaskReport
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<24), 1<<24)
-	for sc.Scan() {
-		var r train.MaskReport
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.Name(), err)
-		}
-		out = append(out, r)
-	}
-	return out, sc.Err()
+	return readJSONL[train.MaskReport](filepath.Join(runDir, train.MasksFile))
 }
 
 // SparsityFigure plots the mask sparsity of every encoder block at every mask update.

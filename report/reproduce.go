@@ -42,6 +42,10 @@ type Variant struct {
 	// Seed is the pre-training seed of one run of the variant (0: the
 	// plan's first pre-training seed, or the preset's seed without any).
 	Seed int
+	// Combine is the combine rule of the shared encoder's gradients when it
+	// is neither sum nor mask (train.CombinePCGrad, train.CombineCAGrad...);
+	// "": the preset's (sum, or mask with Mask).
+	Combine train.CombineRule
 }
 
 // Plan is a whole reproduction.
@@ -271,6 +275,9 @@ func (r *Runner) config(v Variant) pretrain.Config {
 		if v.Ranking != "" {
 			c.Mask.Ranking = train.RankScope(v.Ranking)
 		}
+	}
+	if v.Combine != "" {
+		c.Combine.Rule = v.Combine
 	}
 	return c
 }

@@ -6,6 +6,9 @@
 //   - gradmask.go: g = M⊙∇L_txt + (1−M)⊙∇L_img on the shared encoder, with the
 //     iterative mask schedule (sparsity δ, 2δ, … β) ranked per tensor, per
 //     block or globally;
+//   - combine.go: the other rules combining the two task gradients (sum,
+//     PCGrad, CAGrad, fixed loss weights), Config.Combine;
+//   - conflicts.go: the gradient-conflict diagnostics every K steps;
 //   - optim.go: AdamW with decoupled weight decay (none on rank ≤ 1 tensors),
 //     linear warm-up then cosine or linear decay, global-norm clipping, all
 //     in-graph;
@@ -35,5 +38,8 @@
 //	                "grad_norm", "steps_per_s", ["examples_per_s"], ["mask_sparsity"], extras...}
 //	masks.jsonl    one MaskReport per mask update: step, update, target, ranking,
 //	               sparsity, per_tensor, per_block
+//	conflicts.jsonl one ConflictReport every Config.DiagnosticsEvery steps: step,
+//	               encoder and per-block cosine(∇L_txt, ∇L_img), norms, norm ratio,
+//	               share of opposite signs (conflicts.go)
 //	checkpoints/step-NNNNNNN/{variables.safetensors, state.json}
 package train

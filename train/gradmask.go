@@ -389,19 +389,7 @@ func (m *GradMask) groups() []rankGroup {
 		}
 		return []rankGroup{{name: "global", members: all}}
 	case RankPerBlock:
-		var out []rankGroup
-		index := map[string]int{}
-		for i, p := range m.params {
-			key := m.cfg.blockKey(p.Path())
-			j, found := index[key]
-			if !found {
-				j = len(out)
-				index[key] = j
-				out = append(out, rankGroup{name: key})
-			}
-			out[j].members = append(out[j].members, i)
-		}
-		return out
+		return blockGroups(m.params, m.cfg.blockKey)
 	default:
 		out := make([]rankGroup, len(m.params))
 		for i, p := range m.params {

@@ -438,7 +438,7 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{MetricsFile, MasksFile} {
+	for _, name := range []string{MetricsFile, MasksFile, ConflictsFile} {
 		if err := truncateJSONLAfter(filepath.Join(l.cfg.OutDir, name), start0); err != nil {
 			return err
 		}
@@ -459,6 +459,17 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		}
 		defer func() {
 			if cerr := masks.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}()
+	}
+	var conflicts *jsonlWriter
+	if l.trainer.Config().DiagnosticsEvery > 0 {
+		if conflicts, err = openJSONL(filepath.Join(l.cfg.OutDir, ConflictsFile)); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := conflicts.Close(); err == nil && cerr != nil {
 				err = cerr
 			}
 		}()
@@ -527,6 +538,11 @@ func (l *Loop) Run(ctx context.Context) (err error) {
 		if res.MaskUpdate != nil && masks != nil {
 			if err := masks.write(res.MaskUpdate); err != nil {
 				return fmt.Errorf("writing mask report: %w", err)
+			}
+		}
+		if res.Conflicts != nil && conflicts != nil {
+			if err := conflicts.write(res.Conflicts); err != nil {
+				return fmt.Errorf("writing gradient-conflict diagnostics: %w", err)
 			}
 		}
 		if bar != nil {

@@ -61,6 +61,14 @@ type Config struct {
 	// or 1: a mesh of one device), to try the distributed path where only
 	// one device is present.
 	Mesh bool `json:"mesh,omitempty"`
+	// Combine selects the rule combining the two task gradients on the
+	// shared encoder (combine.go); the zero value is sum, or mask when
+	// Mask.Enabled.
+	Combine CombineConfig `json:"combine"`
+	// DiagnosticsEvery K > 0 makes every K-th step also measure the conflict
+	// between ∇L_txt and ∇L_img on the shared encoder (conflicts.go), in
+	// StepResult.Conflicts.
+	DiagnosticsEvery int `json:"diagnostics_every,omitempty"`
 }
 
 // MeshDevices is the size of the device mesh of the step: 0 for the plain
@@ -100,6 +108,9 @@ type StepResult struct {
 	Extra map[string]float64
 	// MaskUpdate is set when the gradient mask was updated after this step.
 	MaskUpdate *MaskReport
+	// Conflicts is set on the steps that measured the gradient conflict
+	// (Config.DiagnosticsEvery).
+	Conflicts *ConflictReport
 }
 
 // NonFiniteError reports a step whose loss or gradient was not finite. The
@@ -133,7 +144,7 @@ type Trainer struct {
 	cfg     Config
 	// execs holds the compiled step per phase (see stepPhase), each compiled
 	// on first use.
-	execs map[stepPhase]*model.Exec
+	execs map[stepKey]*model.Exec
 	// nextStep caches the number of completed steps (-1: not read yet).
 	nextStep int
 	mask     *GradMask
@@ -144,6 +155,8 @@ type Trainer struct {
 	hasText    bool
 	hasImage   bool
 	extraNames []string
+	// conflictBlocks names the rows of the diagnostics output.
+	conflictBlocks []string
 
 	// captureGrads makes the step also return the combined gradients (before
 	// clipping) in lastGrads, in the order of gradParams. Tests only.
@@ -164,11 +177,14 @@ func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg 
 	if err := cfg.Mask.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.ValidateCombine(); err != nil {
+		return nil, err
+	}
 	if cfg.Devices < 0 {
 		return nil, fmt.Errorf("train.NewTrainer: devices must be >= 0, got %d", cfg.Devices)
 	}
 	t := &Trainer{backend: backend, store: store, lossFn: lossFn, cfg: cfg,
-		execs: map[stepPhase]*model.Exec{}, nextStep: -1}
+		execs: map[stepKey]*model.Exec{}, nextStep: -1}
 	if n := cfg.MeshDevices(); n > 0 {
 		var err error
 		if t.dp, err = newDataParallel(n); err != nil {
@@ -186,7 +202,7 @@ func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg 
 			return nil, fmt.Errorf("seeding the random number generator: %w", err)
 		}
 	}
-	if _, err := t.execFor(phasePlain); err != nil {
+	if _, err := t.execFor(stepKey{phase: phasePlain}); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -215,24 +231,35 @@ func (p stepPhase) String() string {
 	return [...]string{"TrainStep", "TrainStepSum", "TrainStepMasked", "TrainStepFinal"}[p]
 }
 
+// stepKey selects a compiled step: the phase, and whether it also measures
+// the gradient conflict (conflicts.go).
+type stepKey struct {
+	phase stepPhase
+	diag  bool
+}
+
 // execFor returns the compiled step of a phase, creating it on first use.
-func (t *Trainer) execFor(phase stepPhase) (*model.Exec, error) {
+func (t *Trainer) execFor(key stepKey) (*model.Exec, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e := t.execs[phase]; e != nil {
+	if e := t.execs[key]; e != nil {
 		return e, nil
 	}
 	exec, err := model.NewExec(t.backend, t.store, func(scope *model.Scope, g *Graph, inputs []*Node) []*Node {
-		return t.stepGraph(scope, g, inputs, phase)
+		return t.stepGraph(scope, g, inputs, key)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating the training step: %w", err)
 	}
-	exec = exec.WithName(phase.String())
+	name := key.phase.String()
+	if key.diag {
+		name += "Diagnostics"
+	}
+	exec = exec.WithName(name)
 	if t.dp != nil {
 		exec.AutoSharding(t.dp.mesh).WithInputShardingSpecs(t.dp.batch).WithOutputShardingSpecs(t.dp.replicated)
 	}
-	t.execs[phase] = exec
+	t.execs[key] = exec
 	return exec, nil
 }
 
@@ -328,6 +355,7 @@ type stepOutputs[T any] struct {
 	OK                  T   // float32 0/1: the loss and gradient were finite
 	Step                T   // int64: completed steps after this one
 	Extra               []T // the LossFn's extras, in sorted name order
+	Diag                []T // none, or the conflict statistics per block (conflicts.go)
 	Grads               []T // the combined gradients before clipping (tests only)
 }
 
@@ -335,21 +363,23 @@ const numFixedOutputs = 6
 
 func (o stepOutputs[T]) flatten() []T {
 	out := []T{o.LossText, o.LossImage, o.LearningRate, o.GradNorm, o.OK, o.Step}
-	return append(append(out, o.Extra...), o.Grads...)
+	return append(append(append(out, o.Extra...), o.Diag...), o.Grads...)
 }
 
-// unflattenStepOutputs is the inverse of flatten, given the number of extras.
-func unflattenStepOutputs[T any](flat []T, numExtra int) (stepOutputs[T], error) {
-	if len(flat) < numFixedOutputs+numExtra {
-		return stepOutputs[T]{}, fmt.Errorf("got %d outputs, want at least %d", len(flat), numFixedOutputs+numExtra)
+// unflattenStepOutputs is the inverse of flatten, given the number of
+// extras and of diagnostics outputs.
+func unflattenStepOutputs[T any](flat []T, numExtra, numDiag int) (stepOutputs[T], error) {
+	if len(flat) < numFixedOutputs+numExtra+numDiag {
+		return stepOutputs[T]{}, fmt.Errorf("got %d outputs, want at least %d", len(flat), numFixedOutputs+numExtra+numDiag)
 	}
+	e, d := numFixedOutputs+numExtra, numFixedOutputs+numExtra+numDiag
 	return stepOutputs[T]{LossText: flat[0], LossImage: flat[1], LearningRate: flat[2], GradNorm: flat[3],
-		OK: flat[4], Step: flat[5], Extra: flat[numFixedOutputs : numFixedOutputs+numExtra],
-		Grads: flat[numFixedOutputs+numExtra:]}, nil
+		OK: flat[4], Step: flat[5], Extra: flat[numFixedOutputs:e], Diag: flat[e:d], Grads: flat[d:]}, nil
 }
 
 // stepGraph builds the training step; its outputs are a stepOutputs.
-func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase stepPhase) []*Node {
+func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, key stepKey) []*Node {
+	phase := key.phase
 	scope.SetTraining(g, true)
 	losses := t.lossFn(scope, g, inputs)
 	for name, l := range map[string]*Node{"text": losses.Text, "image": losses.Image} {
@@ -367,9 +397,11 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 	}
 	paramNodes := nodesOf(g, params)
 	masking := t.mask != nil
-	if masking && !(hasText && hasImage) {
-		exceptions.Panicf("gradient masking needs both a text and an image loss in every step (text: %v, image: %v)",
-			hasText, hasImage)
+	rule := t.cfg.combineRule()
+	separate := rule.separateGradients() || key.diag
+	if separate && !(hasText && hasImage) {
+		exceptions.Panicf("combine rule %s (or the diagnostics) needs both a text and an image loss in every step (text: %v, image: %v)",
+			rule, hasText, hasImage)
 	}
 
 	f32 := func(n *Node) *Node { return ConvertDType(n, dtypes.Float32) }
@@ -386,7 +418,9 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 	var grads, gradText []*Node
 	var sharedParams []*model.Variable
 	var sharedIdx []int
-	if masking {
+	var diag *Node
+	var diagBlocks []string
+	if separate {
 		gradText = Gradient(losses.Text, paramNodes...)
 		gradImage := Gradient(losses.Image, paramNodes...)
 		grads = make([]*Node, len(params))
@@ -400,26 +434,33 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 			} else {
 				// Modality-specific parameters take the gradient of whichever
 				// loss touches them (the other one is zero).
-				grads[i] = addGradients(gradText[i], gradImage[i])
+				grads[i] = t.cfg.Combine.combineOwn(rule, gradText[i], gradImage[i])
 			}
 		}
-		combined := t.mask.combineGraph(g, sharedParams, gtShared, giShared, phase != phaseSum)
+		if key.diag {
+			groups := blockGroups(sharedParams, t.cfg.Mask.blockKey)
+			if len(groups) == 0 {
+				exceptions.Panicf("gradient-conflict diagnostics: no shared parameters under %q", t.cfg.sharedPrefix())
+			}
+			diag = conflictGraph(groups, gtShared, giShared)
+			for _, grp := range groups {
+				diagBlocks = append(diagBlocks, grp.name)
+			}
+		}
+		var combined []*Node
+		if masking {
+			combined = t.mask.combineGraph(g, sharedParams, gtShared, giShared, phase != phaseSum)
+		} else {
+			combined = t.cfg.Combine.combineShared(rule, gtShared, giShared)
+		}
 		for j, i := range sharedIdx {
 			grads[i] = combined[j]
 		}
 		gradText = gtShared
 	} else {
-		// One backward pass of the summed loss: ∇(L_txt+L_img) = ∇L_txt + ∇L_img.
-		var lossForGrad *Node
-		switch {
-		case hasText && hasImage:
-			lossForGrad = Add(losses.Text, ConvertDType(losses.Image, losses.Text.DType()))
-		case hasText:
-			lossForGrad = losses.Text
-		default:
-			lossForGrad = losses.Image
-		}
-		grads = Gradient(lossForGrad, paramNodes...)
+		// One backward pass of the summed (or weighted) loss:
+		// ∇(L_txt+L_img) = ∇L_txt + ∇L_img.
+		grads = Gradient(t.cfg.Combine.weightedLoss(rule, losses.Text, losses.Image), paramNodes...)
 	}
 
 	norm := globalNorm(grads)
@@ -445,6 +486,9 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 	}
 	out := stepOutputs[*Node]{LossText: lossText, LossImage: lossImage, LearningRate: lr, GradNorm: norm,
 		OK: f32(ok), Step: newStep}
+	if diag != nil {
+		out.Diag = []*Node{diag}
+	}
 	extraNames := slices.Sorted(maps.Keys(losses.Extra))
 	for _, name := range extraNames {
 		x := losses.Extra[name]
@@ -461,6 +505,9 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, phase 
 			"(compile one Trainer per set of losses)")
 	}
 	t.built, t.hasText, t.hasImage, t.extraNames = true, hasText, hasImage, extraNames
+	if diag != nil {
+		t.conflictBlocks = diagBlocks
+	}
 	if t.captureGrads {
 		t.gradParams = params
 		out.Grads = preClip
@@ -522,7 +569,11 @@ func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("training step: %w", err)
 	}
-	exec, err := t.execFor(phase)
+	diag, err := t.diagnosticsDue()
+	if err != nil {
+		return nil, fmt.Errorf("training step: %w", err)
+	}
+	exec, err := t.execFor(stepKey{phase: phase, diag: diag})
 	if err != nil {
 		return nil, err
 	}
@@ -547,7 +598,11 @@ func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 	extraNames := t.extraNames
 	hasText, hasImage := t.hasText, t.hasImage
 	t.mu.Unlock()
-	out, err := unflattenStepOutputs(outputs, numExtra)
+	numDiag := 0
+	if diag {
+		numDiag = 1
+	}
+	out, err := unflattenStepOutputs(outputs, numExtra, numDiag)
 	if err != nil {
 		return nil, fmt.Errorf("training step: %w", err)
 	}
@@ -568,6 +623,11 @@ func (t *Trainer) Step(inputs ...*tensors.Tensor) (*StepResult, error) {
 	}
 	if t.captureGrads {
 		t.lastGrads = out.Grads
+	}
+	if diag {
+		if res.Conflicts, err = t.conflictReport(res.Step, out.Diag[0]); err != nil {
+			return res, fmt.Errorf("step %d: %w", res.Step, err)
+		}
 	}
 	if scalar(out.OK) == 0 {
 		return res, &NonFiniteError{Step: res.Step + 1, LossText: res.LossText, LossImage: res.LossImage,

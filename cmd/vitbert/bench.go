@@ -22,12 +22,13 @@ func init() {
 	register("bench", "time training and inference steps of fixed model sizes (ours vs the PyTorch reference)", runBench)
 }
 
-const benchUsage = `[--preset tiny,small,base] [--mode joint,gradmask,infer-image,infer-text] [--steps N] [--warmup N] [--devices N [--mesh]] [--json]
+const benchUsage = `[--preset tiny,small,base] [--mode joint,gradmask,pcgrad,cagrad,infer-image,infer-text] [--steps N] [--warmup N] [--devices N [--mesh]] [--json]
 
 Times one step of the joint pre-training (frozen text and image teachers
 forward, distillation losses on MLM and image classes, AdamW), of the same
 step with gradient masking (random 0/1 mask of ratio 0.5 on the shared
-encoder, active), and of the student's forward passes, on random inputs.
+encoder, active), with PCGrad and with CAGrad (c = 0.4) combining the two
+task gradients, and of the student's forward passes, on random inputs.
 Every (preset, mode) runs in its own child process so that its peak memory is
 its own.
 

@@ -50,7 +50,12 @@ func pretrainFlags(fs *flags) (preset, configFile *string) {
 		{"clip", "optimizer.clip_norm", "global gradient-norm clipping (>= 0; 0 disables)", nil},
 		{"weight-decay", "optimizer.weight_decay", "AdamW weight decay (>= 0; biases and LayerNorm excluded)", nil},
 		{"dropout", "model.dropout", "dropout rate, in [0, 1)", nil},
-		{"gradmask", "gradient_mask.enabled", "enable gradient masking of the shared encoder (joint mode)", nil},
+		{"gradmask", "gradient_mask.enabled", "enable gradient masking of the shared encoder (joint mode); the same as --combine mask", nil},
+		{"combine", "combine.rule", "how the text and image gradients of the shared encoder combine (joint mode): sum, mask, pcgrad, cagrad or weighted (default: mask with --gradmask, else sum)", nil},
+		{"cagrad-c", "combine.cagrad_c", "CAGrad's c (>= 0; --combine cagrad)", nil},
+		{"text-weight", "combine.text_weight", "text loss weight (>= 0; --combine weighted)", nil},
+		{"image-weight", "combine.image_weight", "image loss weight (>= 0; --combine weighted)", nil},
+		{"diagnostics", "diagnostics", "every K steps, log the conflict between the text and image gradients of the shared encoder into OUT/conflicts.jsonl (>= 0; 0: never)", nil},
 		{"mask-ratio", "gradient_mask.final_sparsity", "gradient mask: final sparsity β, in (0, 1] (share handed to images)", nil},
 		{"mask-step", "gradient_mask.increment", "gradient mask: sparsity increment δ per update, in (0, β]", nil},
 		{"mask-ranking", "gradient_mask.ranking", "gradient mask ranking: tensor, block or global", nil},
@@ -204,7 +209,7 @@ func diffJSON(prefix string, a, b map[string]any) (string, string, string) {
 func runPretrain(args []string) error {
 	fs := newFlags("pretrain", "--out DIR [--preset tiny] [--mode joint] [--gradmask] [--text-teacher DIR] [--image-teacher DIR] [flags]")
 	preset, configFile := pretrainFlags(fs)
-	out := fs.String("out", "", "run directory: metrics.jsonl, masks.jsonl, checkpoints/, model/ (required)")
+	out := fs.String("out", "", "run directory: metrics.jsonl, masks.jsonl, conflicts.jsonl, checkpoints/, model/ (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its latest intact checkpoint, with the run's own configuration (OUT/config.json); --steps may extend it, --devices and --mesh may change")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	probes := fs.IntIn("probes", 0, train.AtLeast(0).With("0: none"), "take activation maps at this many evenly spaced steps (and snapshot gradient masks), under OUT/probes")

@@ -1,0 +1,115 @@
+package report
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vitbert/vitbert/pretrain"
+	"github.com/vitbert/vitbert/train"
+)
+
+func writeConflicts(t *testing.T, dir string, reps []train.ConflictReport) {
+	t.Helper()
+	var b strings.Builder
+	for _, r := range reps {
+		line, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, train.ConflictsFile), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cos(x float64) train.ConflictStats { return train.ConflictStats{Cosine: &x} }
+
+// The figure's data: per block, one series per run in run order, blocks in
+// numeric order with the whole encoder first; a step without a cosine (zero
+// gradient) is left out, a block a run lacks gives that run an empty series.
+func TestConflictCosines(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	writeConflicts(t, a, []train.ConflictReport{
+		{Step: 5, Encoder: cos(0.1), Blocks: map[string]train.ConflictStats{"/encoder/layer_10": cos(-0.2), "/encoder/layer_2": cos(0.3)}},
+		{Step: 10, Encoder: cos(0.05), Blocks: map[string]train.ConflictStats{"/encoder/layer_10": {}, "/encoder/layer_2": cos(0.25)}},
+	})
+	writeConflicts(t, b, []train.ConflictReport{
+		{Step: 5, Encoder: cos(-0.4), Blocks: map[string]train.ConflictStats{"/encoder/layer_2": cos(-0.5), "/encoder/final_norm": cos(0.9)}},
+	})
+	runs := []NamedRun{{Name: "sum", Dir: a}, {Name: "pcgrad", Dir: b}}
+	blocks, series, err := conflictCosines(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBlocks := []string{encoderPanel, "/encoder/final_norm", "/encoder/layer_2", "/encoder/layer_10"}
+	if !slices.Equal(blocks, wantBlocks) {
+		t.Fatalf("blocks %v, want %v", blocks, wantBlocks)
+	}
+	type pt struct{ x, y float64 }
+	get := func(block string, run int) []pt {
+		var out []pt
+		for _, p := range series[block][run].XY {
+			out = append(out, pt{p.X, p.Y})
+		}
+		return out
+	}
+	checks := []struct {
+		block string
+		run   int
+		want  []pt
+	}{
+		{encoderPanel, 0, []pt{{5, 0.1}, {10, 0.05}}},
+		{encoderPanel, 1, []pt{{5, -0.4}}},
+		{"/encoder/layer_10", 0, []pt{{5, -0.2}}},
+		{"/encoder/layer_10", 1, nil},
+		{"/encoder/layer_2", 1, []pt{{5, -0.5}}},
+		{"/encoder/final_norm", 0, nil},
+		{"/encoder/final_norm", 1, []pt{{5, 0.9}}},
+	}
+	for _, c := range checks {
+		if got := get(c.block, c.run); !slices.Equal(got, c.want) {
+			t.Errorf("%s, run %d: %v, want %v", c.block, c.run, got, c.want)
+		}
+		if n := len(series[c.block]); n != 2 {
+			t.Errorf("%s: %d series, want one per run", c.block, n)
+		}
+	}
+	png := filepath.Join(t.TempDir(), "cosines.png")
+	if err := ConflictFigure(png, runs); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() < 1000 {
+		t.Errorf("figure not written: %v", err)
+	}
+	err = ConflictFigure(png, []NamedRun{{Name: "no diagnostics", Dir: t.TempDir()}})
+	if err == nil || !strings.Contains(err.Error(), "no diagnostics") || !strings.Contains(err.Error(), train.ConflictsFile) {
+		t.Errorf("missing conflicts.jsonl: error %v, want one naming the run and the file", err)
+	}
+}
+
+// A variant's combine rule reaches its pre-training configuration, which
+// then validates; without one the preset's rule (none: sum) stays.
+func TestVariantCombine(t *testing.T) {
+	c, err := pretrain.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Plan: Plan{Pretrain: c}, Out: t.TempDir()}
+	got := r.config(Variant{Name: "joint + PCGrad", Mode: pretrain.ModeJoint, Combine: train.CombinePCGrad})
+	got.Finish()
+	if got.Combine.Rule != train.CombinePCGrad || got.Mask.Enabled {
+		t.Errorf("combine %+v, mask enabled %v; want pcgrad without mask", got.Combine, got.Mask.Enabled)
+	}
+	if err := got.Validate(); err != nil {
+		t.Error(err)
+	}
+	if plain := r.config(Variant{Name: "joint", Mode: pretrain.ModeJoint}); plain.Combine.Rule != "" {
+		t.Errorf("plain joint: combine rule %q, want the preset's (none)", plain.Combine.Rule)
+	}
+}
