@@ -131,19 +131,53 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
 		}
 	case "tiny":
-		pc.Steps, pc.CheckpointEvery = 600, 200
+		// The laptop-scale comparison on real data: two pre-training seeds of
+		// every main variant, teachers 3× longer than the students, a
+		// vocabulary learned from the corpus, and three ways of scoring each
+		// encoder (a linear probe, few-shot and full fine-tuning).
+		pc.Steps, pc.CheckpointEvery = 1500, 250
+		pc.TextBatch, pc.ImageBatch = 16, 32
+		pc.Model.PatchSize = 7
 		pc.Data.Corpus = filepath.Join(dataDir, "sotu") + "," + filepath.Join(dataDir, "moby-dick")
 		pc.Data.Images = filepath.Join(dataDir, "fashion-mnist")
-		p.FinetuneSteps, p.EvalEvery = 200, 100
-		pc.EvalEvery = 100 // held-out pre-training metrics every 100 steps
+		pc.Data.VocabSize = 8000
+		pc.Optimizer.LearningRate = 2e-3
+		pc.EvalEvery = 250 // held-out pre-training metrics every 250 steps
+		p.FinetuneSteps, p.EvalEvery, p.FinetuneBatch, p.FinetuneLR = 1000, 250, 64, 1e-3
 		p.Seeds = []int{1, 2, 3}
+		p.PretrainSeeds = []int{1, 2}
 		p.Ablations = true
+		p.Protocols = []Protocol{{Name: ProtocolProbe}, {Name: ProtocolFewShot, PerClass: 10}, {Name: ProtocolFinetune}}
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskMNIST, Data: filepath.Join(dataDir, "mnist"), Label: "MNIST", Modality: "image"},
 			{Name: finetune.TaskLabelled, Data: filepath.Join(dataDir, "spamassassin"), Label: "SpamAssassin", Modality: "text"},
+			{Name: finetune.TaskBrown, Data: filepath.Join(dataDir, "brown-genres"), Label: "Brown genres", Modality: "text"},
 		}
+	case "small":
+		// The small model (4 blocks, D=256) on the tiny reproduction's data
+		// and protocol, pre-trained on one GPU (benchmarks/repro-small-gpu.sh),
+		// scored on the CPU.
+		small, err := pretrain.Preset("small")
+		if err != nil {
+			return p, err
+		}
+		tiny, err := PlanPreset("tiny", dataDir)
+		if err != nil {
+			return p, err
+		}
+		p = tiny
+		p.Name = name
+		small.Data = tiny.Pretrain.Data
+		// Sized for about ten minutes of one GPU (not yet measured): two
+		// seeds × (six variants of 1,000 steps + two teachers of 2,000).
+		small.Steps, small.CheckpointEvery, small.EvalEvery = 1000, 250, 250
+		small.TeacherStepsFactor = 2
+		p.Ablations = false
+		small.Model.ImageSize, small.Model.Channels, small.Model.PatchSize = tiny.Pretrain.Model.ImageSize, tiny.Pretrain.Model.Channels, tiny.Pretrain.Model.PatchSize
+		small.Model.MaxTextLength = tiny.Pretrain.Model.MaxTextLength
+		pc = small
 	default:
-		return p, fmt.Errorf("unknown reproduction preset %q (want demo or tiny)", name)
+		return p, fmt.Errorf("unknown reproduction preset %q (want demo, tiny or small)", name)
 	}
 	p.Pretrain = pc
 	return p, nil

@@ -123,3 +123,33 @@ func TestPretrainSeedsExpandRuns(t *testing.T) {
 		}
 	}
 }
+
+// Every named plan is a valid pre-training configuration with a protocol
+// that scores on a test split once (the protocols exist) and real data paths.
+func TestPlanPresetsAreValid(t *testing.T) {
+	for _, name := range []string{"demo", "tiny", "small"} {
+		p, err := PlanPreset(name, "data")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c := p.Pretrain
+		c.Finish()
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		for _, pr := range p.protocols() {
+			switch pr.Name {
+			case ProtocolFinetune, ProtocolProbe:
+			case ProtocolFewShot:
+				if pr.PerClass < 1 {
+					t.Errorf("%s: few-shot with %d per class", name, pr.PerClass)
+				}
+			default:
+				t.Errorf("%s: unknown protocol %q", name, pr.Name)
+			}
+		}
+	}
+	if _, err := PlanPreset("huge", "data"); err == nil {
+		t.Error("an unknown plan was accepted")
+	}
+}

@@ -186,6 +186,9 @@ type Runner struct {
 	Log      io.Writer
 	// Quiet hides the pre-training progress (Log still gets the run's notes).
 	Quiet bool
+	// PretrainOnly stops after the pre-training runs (e.g. on a GPU
+	// machine), leaving the probes and fine-tuning to a later Run.
+	PretrainOnly bool
 }
 
 func (r *Runner) logf(format string, args ...any) {
@@ -382,6 +385,10 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 		if err := r.pretrainVariant(ctx, v); err != nil {
 			return nil, fmt.Errorf("pre-training %s: %w", v.Name, err)
 		}
+	}
+	if r.PretrainOnly {
+		r.logf("pre-training done; rerun without the pre-training stage to score the models")
+		return nil, nil
 	}
 	var cells []Cell
 	for _, p := range r.Plan.protocols() {

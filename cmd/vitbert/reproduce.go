@@ -20,8 +20,8 @@ func init() {
 }
 
 func runReproduce(args []string) error {
-	fs := newFlags("reproduce", "--preset demo|tiny --out DIR [--data DIR] [--seeds 1,2,3] [--no-ablations]")
-	preset := fs.String("preset", "demo", "demo (built-in data, minutes) or tiny (real data from 'vitbert data fetch all', about an hour on 2 cores)")
+	fs := newFlags("reproduce", "--preset demo|tiny|small --out DIR [--data DIR] [--seeds 1,2,3] [--no-ablations] [--stage all|pretrain]")
+	preset := fs.String("preset", "demo", "demo (built-in data, minutes), tiny (real data from 'vitbert data fetch all', about an hour on 2 cores) or small (the same data, a larger model; pre-training meant for a GPU)")
 	out := fs.String("out", "", "output folder: pretrain/, finetune/, figures/, report.md (required); rerun to continue an interrupted reproduction")
 	dataDir := fs.String("data", "data/cache", "folder of the fetched data sets (tiny preset)")
 	seeds := fs.String("seeds", "", "comma-separated fine-tuning seeds (default: the preset's)")
@@ -29,8 +29,12 @@ func runReproduce(args []string) error {
 	steps := fs.IntIn("pretrain-steps", 0, train.AtLeast(1), "pre-training steps per variant (default: the preset's)")
 	ftSteps := fs.IntIn("finetune-steps", 0, train.AtLeast(1), "fine-tuning steps per cell (default: the preset's)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
+	stage := fs.String("stage", "all", "all, or pretrain: stop after the pre-training runs (on a GPU machine; rerun with all to score them)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *stage != "all" && *stage != "pretrain" {
+		return fmt.Errorf("--stage %q: want all or pretrain", *stage)
 	}
 	if *out == "" {
 		return fmt.Errorf("--out is required")
@@ -40,7 +44,7 @@ func runReproduce(args []string) error {
 		return err
 	}
 	if *preset != "demo" {
-		for _, name := range []string{"fashion-mnist", "mnist", "sotu", "moby-dick", "spamassassin"} {
+		for _, name := range []string{"fashion-mnist", "mnist", "sotu", "moby-dick", "spamassassin", "brown-genres"} {
 			if _, err := os.Stat(filepath.Join(*dataDir, name)); err != nil {
 				return fmt.Errorf("the %s preset needs the real data sets in %s (missing %s): run 'vitbert data fetch all --dir %s' first", *preset, *dataDir, name, *dataDir)
 			}
@@ -65,10 +69,12 @@ func runReproduce(args []string) error {
 	if fs.Given("finetune-steps") {
 		plan.FinetuneSteps = *ftSteps
 	}
-	return reproduce(plan, *out, *quiet, "vitbert "+strings.Join(append([]string{"reproduce"}, args...), " "))
+	return reproduce(plan, *out, *quiet, *stage == "pretrain", "vitbert "+strings.Join(append([]string{"reproduce"}, args...), " "))
 }
 
-func reproduce(plan report.Plan, out string, quiet bool, command string) error {
+// reproduce runs plan into out; pretrainOnly stops after the pre-training
+// runs (reproduce --stage pretrain).
+func reproduce(plan report.Plan, out string, quiet, pretrainOnly bool, command string) error {
 	if err := startHook(); err != nil {
 		return err
 	}
@@ -88,10 +94,10 @@ func reproduce(plan report.Plan, out string, quiet bool, command string) error {
 	if quiet {
 		progress = nil
 	}
-	r := &report.Runner{Plan: plan, Out: out, Backend: backend, Log: os.Stderr, Quiet: quiet}
+	r := &report.Runner{Plan: plan, Out: out, Backend: backend, Log: os.Stderr, Quiet: quiet, PretrainOnly: pretrainOnly}
 	r.Finetune = report.Finetuner(backend, &plan, progress)
 	cells, err := r.Run(ctx)
-	if err != nil {
+	if err != nil || pretrainOnly {
 		return err
 	}
 	fmt.Printf("\n%s\nReport: %s/report.md\n", r.Table(cells, report.MainVariants(), plan.Tasks), out)
@@ -110,5 +116,5 @@ func runDemo(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "vitbert demo: pre-training a text teacher, an image teacher and four joint variants (%d steps each) on the built-in data, then scoring each on Fashion-MNIST and SpamAssassin with a linear probe and with full fine-tuning; results in %s\n", plan.Pretrain.Steps, *out)
-	return reproduce(plan, *out, *quiet, "vitbert demo")
+	return reproduce(plan, *out, *quiet, false, "vitbert demo")
 }
