@@ -260,6 +260,10 @@ func (c *Config) Validate() error {
 		{"eval_every", float64(c.EvalEvery), nonNeg.With("0: never"), true},
 		{"eval_examples", float64(c.EvalExamples), pos, c.EvalEvery > 0},
 		{"teacher_steps_factor", c.TeacherStepsFactor, nonNeg, true},
+		{"combine.cagrad_c", c.Combine.C, nonNeg, true},
+		{"combine.text_weight", c.Combine.TextWeight, nonNeg, true},
+		{"combine.image_weight", c.Combine.ImageWeight, nonNeg, true},
+		{"diagnostics", float64(c.Diagnostics), nonNeg.With("0: never"), true},
 	} {
 		if !f.check {
 			continue
