@@ -383,9 +383,9 @@ func (b *builder) attention(x, scope string) string {
 		return b.node("Transpose", []string{y}, intsAttr("perm", perm...))
 	}
 	q := b.node("Mul", []string{heads("query", 0, 2, 1, 3), b.scalar(float32(1 / math.Sqrt(float64(d))))}) // [B, H, S, d]
-	k := heads("key", 0, 2, 3, 1)                                                                         // [B, H, d, S]
-	v := heads("value", 0, 2, 1, 3)                                                                       // [B, H, S, d]
-	scores := b.node("MatMul", []string{q, k})                                                            // [B, H, S, S]
+	k := heads("key", 0, 2, 3, 1)                                                                          // [B, H, d, S]
+	v := heads("value", 0, 2, 1, 3)                                                                        // [B, H, S, d]
+	scores := b.node("MatMul", []string{q, k})                                                             // [B, H, S, S]
 	if b.keyBias != "" {
 		scores = b.node("Add", []string{scores, b.keyBias})
 	}
