@@ -1,7 +1,6 @@
 package onnx_test
 
 import (
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,47 +10,24 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/internal/testmodel"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/onnx"
 )
 
-// jointModel is a small unified model with a tied MLM head, a text
-// classifier and an image classifier, with random weights large enough that
-// every part moves the logits. Pre-LN with exact GELU as the presets; with
-// norm "post", BERT-like: post-LN, an embedding LayerNorm, tanh-GELU in the
-// encoder and a ReLU text head.
+// jointModel is testmodel.Joint; in the post-LN variant the text
+// classifier's hidden layer is a ReLU, so that every activation is exported.
 func jointModel(t *testing.T, norm string) *checkpoint.Model {
 	t.Helper()
-	c := model.Config{Hidden: 16, Layers: 2, Heads: 4, MLP: 24, Norm: model.PreNorm, LayerNormEps: 1e-6, Activation: "gelu",
-		ImageSize: 8, Channels: 3, PatchSize: 4, VocabSize: 40, MaxTextLength: 12, SegmentVocab: 2}
-	sst2 := model.PaperHead("sst2", model.HeadClassify, "text", 2)
-	if norm == model.PostNorm {
-		c.Norm, c.EmbeddingLayerNorm, c.Activation = model.PostNorm, true, "gelu_tanh"
-		sst2.Activation = "relu"
-	}
-	c.AddHead(model.HeadConfig{Name: "mlm", Kind: model.HeadMLM, Outputs: 40, Hidden: true, Activation: "gelu", HiddenNorm: true, Tied: true, Modality: "text"})
-	c.AddHead(sst2)
-	c.AddHead(model.PaperHead("classes", model.HeadClassify, "image", 5))
-	if err := c.Validate(); err != nil {
+	m, err := testmodel.Joint(norm)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	w := map[string][]float32{}
-	for _, v := range model.Variables(&c) {
-		n := 1
-		for _, d := range v.Shape {
-			n *= d
-		}
-		vals := make([]float32, n)
-		for i := range vals {
-			vals[i] = float32(rng.NormFloat64() * 0.3)
-			if strings.HasSuffix(v.Path, "/gain") {
-				vals[i] += 1
-			}
-		}
-		w[v.Path] = vals
+	if norm == model.PostNorm {
+		h, _ := m.Config.Head("sst2")
+		h.Activation = "relu"
 	}
-	return &checkpoint.Model{Config: c, Weights: w, Source: "test", Arch: checkpoint.ModelTypeVitbert}
+	return m
 }
 
 // The files parse as ONNX models with the documented inputs and outputs.
