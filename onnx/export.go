@@ -75,7 +75,7 @@ func Export(out string, c *model.Config, weights map[string][]float32) ([]string
 		if len(sides) > 1 {
 			dir = filepath.Join(out, s)
 		}
-		m, err := Build(c, weights, s)
+		m, err := build(c, weights, s)
 		if err != nil {
 			return nil, fmt.Errorf("exporting to %s: %w", dir, err)
 		}
@@ -93,8 +93,8 @@ func Export(out string, c *model.Config, weights map[string][]float32) ([]string
 	return files, nil
 }
 
-// Build returns the ONNX model of one side ("text" or "image") of c.
-func Build(c *model.Config, weights map[string][]float32, modality string) (*pb.ModelProto, error) {
+// build returns the ONNX model of one side ("text" or "image") of c.
+func build(c *model.Config, weights map[string][]float32, modality string) (*pb.ModelProto, error) {
 	side, err := checkpoint.SideConfig(c, modality)
 	if err != nil {
 		return nil, err
