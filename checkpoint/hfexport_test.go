@@ -3,55 +3,27 @@ package checkpoint_test
 import (
 	"encoding/json"
 	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/infer"
+	"github.com/vitbert/vitbert/internal/testmodel"
 	"github.com/vitbert/vitbert/model"
 )
 
-// jointModel is a small pre-LN unified model with a tied MLM head, a text
-// classifier and an image classifier (the paper's 2-layer heads), with
-// random weights large enough that every part moves the logits.
-// With norm "post" it is BERT-like instead: post-LN, an embedding LayerNorm
-// and tanh-GELU.
+// jointModel is testmodel.Joint (pre-LN, or BERT-like with norm "post").
 func jointModel(t *testing.T, norm string) *checkpoint.Model {
 	t.Helper()
-	c := model.Config{Hidden: 16, Layers: 2, Heads: 4, MLP: 24, Norm: model.PreNorm, LayerNormEps: 1e-6, Activation: "gelu",
-		ImageSize: 8, Channels: 3, PatchSize: 4, VocabSize: 40, MaxTextLength: 12, SegmentVocab: 2}
-	if norm == model.PostNorm {
-		c.Norm, c.EmbeddingLayerNorm, c.Activation = model.PostNorm, true, "gelu_tanh"
-	}
-	c.AddHead(model.HeadConfig{Name: "mlm", Kind: model.HeadMLM, Outputs: 40, Hidden: true, Activation: "gelu", HiddenNorm: true, Tied: true, Modality: "text"})
-	c.AddHead(model.PaperHead("sst2", model.HeadClassify, "text", 2))
-	c.AddHead(model.PaperHead("classes", model.HeadClassify, "image", 5))
-	if err := c.Validate(); err != nil {
+	m, err := testmodel.Joint(norm)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	w := map[string][]float32{}
-	for _, v := range model.Variables(&c) {
-		n := 1
-		for _, d := range v.Shape {
-			n *= d
-		}
-		vals := make([]float32, n)
-		for i := range vals {
-			vals[i] = float32(rng.NormFloat64() * 0.3)
-			if strings.HasSuffix(v.Path, "/gain") {
-				vals[i] += 1
-			}
-		}
-		w[v.Path] = vals
-	}
-	return &checkpoint.Model{Config: c, Weights: w, Source: "test", Arch: checkpoint.ModelTypeVitbert}
+	return m
 }
 
 type inputs struct {

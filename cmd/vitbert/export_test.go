@@ -8,6 +8,7 @@ import (
 
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/onnx"
 )
 
 func TestExportCommand(t *testing.T) {
@@ -43,7 +44,18 @@ func TestExportCommand(t *testing.T) {
 			}
 		}
 	}
-	if _, err := capture(t, runExport, "--model", src, "--out", out, "--format", "onnx"); err == nil || !strings.Contains(err.Error(), "not supported") {
-		t.Errorf("--format onnx: %v", err)
+	onnxOut := filepath.Join(t.TempDir(), "onnx")
+	printed, err = capture(t, runExport, "--model", src, "--out", onnxOut, "--format", "onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []string{"text", "image"} {
+		f := filepath.Join(onnxOut, side, onnx.FileName)
+		if _, err := os.Stat(f); err != nil || !strings.Contains(printed, f) {
+			t.Errorf("--format onnx: %s not written or not printed (%q): %v", f, printed, err)
+		}
+	}
+	if _, err := capture(t, runExport, "--model", src, "--out", out, "--format", "tflite"); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("--format tflite: %v", err)
 	}
 }
