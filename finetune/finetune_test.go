@@ -150,7 +150,7 @@ func sameMetrics(a, b Metrics) bool {
 }
 
 func TestFinetuneEmbeddedImagesBeatsChance(t *testing.T) {
-	c := tinyConfig(Task{Name: TaskEmbeddedImages}, 80, 32)
+	c := tinyConfig(Task{Name: TaskEmbeddedImages}, 80, 64)
 	c.EvalEvery = 40
 	res, out := runQuiet(t, c)
 	if res.Task != TaskEmbeddedImages || res.Metric != "accuracy" || res.Split != "test" || res.StepsRun != 80 {
