@@ -114,18 +114,18 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		// 28×28 image), a 2,000-token vocabulary learned from the corpus's
 		// training documents (tied MLM output), teachers as long as the
 		// students (the single-modality rows teach).
-		pc.Steps, pc.CheckpointEvery = 300, 0
-		pc.TextBatch, pc.ImageBatch = 16, 32
+		pc.Steps, pc.CheckpointEvery = 400, 0
+		pc.TextBatch, pc.ImageBatch = 8, 64
 		pc.Model.MaxTextLength = 64
 		pc.Model.PatchSize = 7
 		pc.Data.VocabSize = 2000
 		pc.Optimizer.LearningRate = 2e-3
-		pc.EvalEvery = 100
+		pc.EvalEvery = 200
 		pc.TeacherStepsFactor = 1
-		p.FinetuneSteps, p.EvalEvery, p.FinetuneBatch, p.FinetuneLR = 300, 100, 64, 1e-3
+		p.FinetuneSteps, p.EvalEvery, p.FinetuneBatch, p.FinetuneLR = 400, 200, 32, 1e-3
 		p.Seeds = []int{1, 2}
 		p.Probes = 0
-		p.Protocols = []Protocol{{Name: ProtocolProbe}, {Name: ProtocolFinetune}}
+		p.Protocols = []Protocol{{Name: ProtocolProbe, Seeds: []int{1}}, {Name: ProtocolFinetune}}
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (10k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},
@@ -147,7 +147,7 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		p.Seeds = []int{1, 2, 3}
 		p.PretrainSeeds = []int{1, 2}
 		p.Ablations = true
-		p.Protocols = []Protocol{{Name: ProtocolProbe}, {Name: ProtocolFewShot, PerClass: 10}, {Name: ProtocolFinetune}}
+		p.Protocols = []Protocol{{Name: ProtocolProbe, Seeds: []int{1}}, {Name: ProtocolFewShot, PerClass: 10}, {Name: ProtocolFinetune}}
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskMNIST, Data: filepath.Join(dataDir, "mnist"), Label: "MNIST", Modality: "image"},
 			{Name: finetune.TaskLabelled, Data: filepath.Join(dataDir, "spamassassin"), Label: "SpamAssassin", Modality: "text"},

@@ -78,6 +78,11 @@ type Protocol struct {
 	// PerClass is the few-shot training set: examples of each class, drawn
 	// by the fine-tuning seed.
 	PerClass int `json:"per_class,omitempty"`
+	// Seeds replace the plan's fine-tuning seeds for this protocol. A linear
+	// probe is deterministic given the encoder (its fit and its validation
+	// split do not depend on a seed), so more than one seed would only
+	// repeat it and make paired differences look more certain than they are.
+	Seeds []int `json:"seeds,omitempty"`
 }
 
 // The protocols.
@@ -148,6 +153,13 @@ func ablationVariants() []Variant {
 	for _, rk := range []train.RankScope{train.RankPerTensor, train.RankPerBlock} {
 		vs = append(vs, Variant{Name: fmt.Sprintf("GM β=0.5, per-%s ranking", rk), Mode: pretrain.ModeJoint, Mask: true, Beta: 0.5, Ranking: string(rk), Ablation: "mask"})
 	}
+	// Other answers to the conflict between the two gradients, beside the
+	// paper's masking (train/combine.go).
+	vs = append(vs,
+		Variant{Name: "joint + PCGrad", Mode: pretrain.ModeJoint, Combine: train.CombinePCGrad, Ablation: "combine"},
+		Variant{Name: "joint + CAGrad", Mode: pretrain.ModeJoint, Combine: train.CombineCAGrad, Ablation: "combine"},
+		Variant{Name: "joint + KD + PCGrad", Mode: pretrain.ModeJoint, Distill: true, Combine: train.CombinePCGrad, Ablation: "combine"},
+		Variant{Name: "joint + KD + CAGrad", Mode: pretrain.ModeJoint, Distill: true, Combine: train.CombineCAGrad, Ablation: "combine"})
 	return vs
 }
 
@@ -397,6 +409,9 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 			seeds := r.Plan.Seeds
 			if v.Ablation != "" {
 				seeds = r.Plan.AblationSeeds
+			}
+			if len(p.Seeds) > 0 {
+				seeds = p.Seeds
 			}
 			for _, t := range r.Plan.Tasks {
 				// The single-modality models have no tokenizer for the other side.

@@ -31,13 +31,15 @@ func machine() string {
 
 // WriteReport writes report.md and its figures into the output directory.
 func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
-	var main, distill, mask []Variant
+	var main, distill, mask, combine []Variant
 	for _, v := range variants {
 		switch v.Ablation {
 		case "distill":
 			distill = append(distill, v)
 		case "mask":
 			mask = append(mask, v)
+		case "combine":
+			combine = append(combine, v)
 		default:
 			main = append(main, v)
 		}
@@ -99,6 +101,19 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	if len(mask) > 0 {
 		fmt.Fprintf(&sb, "\n## Mask ratio β\n\n%s\n", r.Table(cells, append([]Variant{find("joint + GM")}, mask...), p.Tasks))
 		fmt.Fprintf(&sb, "`joint + GM` is β=%g with %s ranking; β is the share of shared-encoder parameters whose gradient is handed to the image task.\n", pc.Mask.FinalSparsity, pc.Mask.Ranking)
+	}
+	if len(combine) > 0 {
+		rows := append([]Variant{find("joint"), find("joint + GM")}, combine...)
+		fmt.Fprintf(&sb, "\n## Other ways to combine the two gradients\n\n%s\n", r.Table(cells, append(rows, find("joint + KD + GM")), p.Tasks))
+		sb.WriteString("PCGrad projects each task's gradient of the shared encoder off the other's when they conflict; CAGrad (c = " +
+			fmt.Sprint(pc.Combine.C) + ") moves the mean gradient within a ball that also decreases the worse task; `joint + GM` is the paper's gradient masking.\n")
+		for _, t := range p.Tasks {
+			for _, other := range []string{"joint + PCGrad", "joint + CAGrad"} {
+				if d := PairedDiff(cells, "joint + GM", other, t.Label, protocols[0].Name); d.N > 0 {
+					fmt.Fprintf(&sb, "- %s: joint + GM − %s = %s points\n", t.Label, other, d)
+				}
+			}
+		}
 	}
 	sb.WriteString("\n## Figures\n\n")
 	figs, err := r.figures(variants)
