@@ -88,15 +88,16 @@ func (c *Config) goAttention(scope *mlmodel.Scope, x, keyMask *Node) *Node {
 // computed once and differentiated as such.
 //
 // GoMLX's Softmax is a fused op on the pure-Go backend whose kernel
-// (compute v0.1.14, fusedops.fusedSoftmaxRowFloat32) spends about 1.3 µs per
-// row on an AVX-512 Xeon whatever the row's length up to 65: its horizontal
-// max and sum, its tail and its normalisation run scalar float32 code
-// between 512-bit operations (the AVX-SSE transitions of the fused attention
-// kernel, docs/gomlx-notes.md). Attention rows are short (17 to 129 keys),
-// so that kernel took 3–4× the time of these five passes on rows of 17–65
-// and 1.2× on rows of 128. In a training graph the fused op is also
-// differentiated through its decomposed twin, which the backward pass
-// evaluates again: the fused kernel was pure overhead there.
+// (compute v0.1.14, fusedops.fusedSoftmaxRowFloat32) spends 0.7–2.4 µs per
+// row of 16–197 entries on an AVX-512 Xeon, the cost growing little with the
+// length: its horizontal max and sum, its tail and its normalisation run
+// scalar float32 code between 512-bit operations (the AVX-SSE transitions
+// of the fused attention kernel, docs/gomlx-notes.md). Attention rows are
+// short (17 to 197 keys), and that kernel took 2.4–5× the CPU time of these
+// five passes on rows of 17–65, 1.2–1.4× on rows of 128 and 2.2× on rows
+// of 197. In a training graph the fused op is also differentiated through
+// its decomposed twin, which the backward pass evaluates again: the fused
+// kernel was pure overhead there.
 func rowSoftmax(x *Node) *Node {
 	m := StopGradient(ReduceAndKeep(x, ReduceMax, -1))
 	e := Exp(Sub(x, m))

@@ -200,8 +200,8 @@ func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
 }
 
 // On the pure-Go backend, attention's softmax must not be GoMLX's fused
-// softmax op: its row kernel costs about 1.3 µs per row on an AVX-512 Xeon,
-// 3–4× the decomposed softmax on rows of 17–65 keys, and in training the
+// softmax op: its row kernel costs 0.7–2.4 µs per row on an AVX-512 Xeon,
+// 2.4–5× the decomposed softmax on rows of 17–65 keys, and in training the
 // decomposed twin is evaluated for the gradient anyway (see rowSoftmax).
 // The test builds an image model's training step (loss and gradients) and
 // its inference graph, and counts the softmax ops on the [B, H, S, S]
