@@ -224,28 +224,10 @@ func TestGoBackendAttentionSoftmaxIsDecomposed(t *testing.T) {
 	}
 	for _, training := range []bool{true, false} {
 		fused, exps := -1, -1
-		e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, px *Node) []*Node {
-			g := px.Graph()
-			scope.SetTraining(g, training)
-			h, _ := c.Head("image_cls")
-			logits := c.HeadLogits(scope, h, CLS(c.EncodeImage(scope, px)))
-			outs := []*Node{ReduceAllSum(Mul(logits, logits))}
-			if training {
-				var wrt []*Node
-				for v := range store.IterVariables() {
-					if v.Trainable {
-						wrt = append(wrt, v.NodeValue(g))
-					}
-				}
-				outs = append(outs, Gradient(outs[0], wrt...)...)
-			}
+		runImageStep(t, backend, store, &c, B, training, func(g *Graph) {
 			fused = countNodes(g, NodeTypeFusedSoftmax, nil)
 			exps = countNodes(g, NodeTypeExp, scores)
-			return outs
 		})
-		if _, err := e.Exec(tensors.FromShape(shapes.Make(dtypes.Float32, B, c.Channels, c.ImageSize, c.ImageSize))); err != nil {
-			t.Fatal(err)
-		}
 		if fused != 0 {
 			t.Errorf("training=%v: %d fused softmax ops in the graph, want 0", training, fused)
 		}

@@ -120,27 +120,11 @@ func TestImageStepOpsIndependentOfPatchSize(t *testing.T) {
 			t.Fatal(err)
 		}
 		count := map[NodeType]int{}
-		e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, px *Node) []*Node {
-			g := px.Graph()
-			scope.SetTraining(g, true)
-			h, _ := c.Head("image_cls")
-			logits := c.HeadLogits(scope, h, CLS(c.EncodeImage(scope, px)))
-			loss := ReduceAllSum(Mul(logits, logits))
-			var wrt []*Node
-			for v := range store.IterVariables() {
-				if v.Trainable {
-					wrt = append(wrt, v.NodeValue(g))
-				}
-			}
-			outs := append([]*Node{loss}, Gradient(loss, wrt...)...)
+		runImageStep(t, backend, store, &c, 2, true, func(g *Graph) {
 			for _, n := range g.Nodes() {
 				count[n.Type()]++
 			}
-			return outs
 		})
-		if _, err := e.Exec(tensors.FromShape(shapes.Make(dtypes.Float32, 2, 1, 28, 28))); err != nil {
-			t.Fatal(err)
-		}
 		ops[p] = count
 	}
 	if len(ops[7]) == 0 {
@@ -155,5 +139,33 @@ func TestImageStepOpsIndependentOfPatchSize(t *testing.T) {
 		if _, ok := ops[7][typ]; !ok {
 			t.Errorf("%s: %d ops with 4×4 patches, none with 7×7", typ, n)
 		}
+	}
+}
+
+// runImageStep builds and runs once, on a batch of B zero images, the image
+// classifier's loss Σ logits² and, when training, its gradients with respect
+// to every trainable variable; inspect sees the built graph.
+func runImageStep(t *testing.T, backend compute.Backend, store *mlmodel.Store, c *Config, B int, training bool, inspect func(*Graph)) {
+	t.Helper()
+	e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, px *Node) []*Node {
+		g := px.Graph()
+		scope.SetTraining(g, training)
+		h, _ := c.Head("image_cls")
+		logits := c.HeadLogits(scope, h, CLS(c.EncodeImage(scope, px)))
+		outs := []*Node{ReduceAllSum(Mul(logits, logits))}
+		if training {
+			var wrt []*Node
+			for v := range store.IterVariables() {
+				if v.Trainable {
+					wrt = append(wrt, v.NodeValue(g))
+				}
+			}
+			outs = append(outs, Gradient(outs[0], wrt...)...)
+		}
+		inspect(g)
+		return outs
+	})
+	if _, err := e.Exec(tensors.FromShape(shapes.Make(dtypes.Float32, B, c.Channels, c.ImageSize, c.ImageSize))); err != nil {
+		t.Fatal(err)
 	}
 }
