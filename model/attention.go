@@ -43,7 +43,9 @@ func decomposeAttention(g *Graph) bool {
 //   - the key mask adds the lowest float32 to masked scores before a fused
 //     row softmax, whose masked probabilities are then exactly 0, instead of
 //     the masked softmax's eight passes over a [B, S, H, S] broadcast mask;
-//   - the 1/√d scale is applied to Q ([B, S, D]) rather than to the scores.
+//   - the 1/√d scale is applied to Q ([B, S, D]) rather than to the scores;
+//   - the softmax is built from whole-tensor operations (rowSoftmax), not
+//     GoMLX's fused softmax op.
 //
 // A text whose keys are all masked attends to nothing (output 0), as with
 // the masked softmax. keyMask is a bool [B, S] or nil.
@@ -72,11 +74,32 @@ func (c *Config) goAttention(scope *mlmodel.Scope, x, keyMask *Node) *Node {
 		anyKey := ConvertDType(Reshape(ReduceLogicalOr(keyMask, 1), B, 1), v.DType())
 		v = Reshape(Mul(Reshape(v, B, H*S*d), anyKey), B, H, S, d)
 	}
-	probs := Softmax(scores, -1)
+	probs := rowSoftmax(scores)
 	if c.AttnDropout > 0 {
 		probs = layers.Dropout(scope, probs, Scalar(g, dtypes.Float32, c.AttnDropout))
 	}
 	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B, H, S, d]
 	out = Reshape(TransposeAllAxes(out, 0, 2, 1, 3), B, S, H*d)
 	return dense(scope.At("output"), out, D)
+}
+
+// rowSoftmax is the softmax of x over its last axis, built from whole-tensor
+// reductions and element-wise operations (max, subtract, exp, sum, divide),
+// computed once and differentiated as such.
+//
+// GoMLX's Softmax is a fused op on the pure-Go backend whose kernel
+// (compute v0.1.14, fusedops.fusedSoftmaxRowFloat32) spends 0.7–2.4 µs per
+// row of 16–197 entries on an AVX-512 Xeon, the cost growing little with the
+// length: its horizontal max and sum, its tail and its normalisation run
+// scalar float32 code between 512-bit operations (the AVX-SSE transitions
+// of the fused attention kernel, docs/gomlx-notes.md). Attention rows are
+// short (17 to 197 keys), and that kernel took 2.4–5× the CPU time of these
+// five passes on rows of 17–65, 1.2–1.4× on rows of 128 and 2.2× on rows
+// of 197. In a training graph the fused op is also differentiated through
+// its decomposed twin, which the backward pass evaluates again: the fused
+// kernel was pure overhead there.
+func rowSoftmax(x *Node) *Node {
+	m := StopGradient(ReduceAndKeep(x, ReduceMax, -1))
+	e := Exp(Sub(x, m))
+	return Div(e, ReduceAndKeep(e, ReduceSum, -1))
 }

@@ -98,9 +98,15 @@ func TestGoAttentionMatchesSelfAttention(t *testing.T) {
 
 // fusedAttentionNodes counts GoMLX's fused attention ops in g.
 func fusedAttentionNodes(g *Graph) int {
+	return countNodes(g, NodeTypeFusedScaledDotProductAttention, nil)
+}
+
+// countNodes counts the nodes of type t in g, of the given dimensions unless
+// dims is nil.
+func countNodes(g *Graph, t NodeType, dims []int) int {
 	n := 0
 	for _, node := range g.Nodes() {
-		if node.Type() == NodeTypeFusedScaledDotProductAttention {
+		if node.Type() == t && (dims == nil || equalInts(node.Shape().Dimensions, dims)) {
 			n++
 		}
 	}
@@ -189,6 +195,62 @@ func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
 	for i := range want {
 		if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) || math.IsNaN(float64(got[i])) {
 			t.Fatalf("output[%d]: ours %g, fused %g", i, got[i], want[i])
+		}
+	}
+}
+
+// On the pure-Go backend, attention's softmax must not be GoMLX's fused
+// softmax op: its row kernel costs 0.7–2.4 µs per row on an AVX-512 Xeon,
+// 2.4–5× the decomposed softmax on rows of 17–65 keys, and in training the
+// decomposed twin is evaluated for the gradient anyway (see rowSoftmax).
+// The test builds an image model's training step (loss and gradients) and
+// its inference graph, and counts the softmax ops on the [B, H, S, S]
+// scores: no fused softmax, and one exponential per layer (the softmax is
+// evaluated once). It then checks rowSoftmax against the fused op on rows of
+// 17 and 50 with masked (lowest float32) entries.
+func TestGoBackendAttentionSoftmaxIsDecomposed(t *testing.T) {
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig() // 8×8 images in 4×4 patches: S = 5
+	c.Layers = 2
+	const B = 3
+	S := c.NumPatches() + 1
+	scores := []int{B, c.Heads, S, S}
+	store, err := NewStore(backend, &c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, training := range []bool{true, false} {
+		fused, exps := -1, -1
+		runImageStep(t, backend, store, &c, B, training, func(g *Graph) {
+			fused = countNodes(g, NodeTypeFusedSoftmax, nil)
+			exps = countNodes(g, NodeTypeExp, scores)
+		})
+		if fused != 0 {
+			t.Errorf("training=%v: %d fused softmax ops in the graph, want 0", training, fused)
+		}
+		if exps != c.Layers {
+			t.Errorf("training=%v: %d exponentials of %v scores, want one per layer (%d)", training, exps, scores, c.Layers)
+		}
+	}
+
+	for _, n := range []int{17, 50} {
+		x := make([]float32, 4*n)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i)*0.91)) * 30
+			if i%7 == 3 {
+				x[i] = -math.MaxFloat32 // a masked key
+			}
+		}
+		e := MustNewExec(backend, func(x *Node) []*Node { return []*Node{rowSoftmax(x), Softmax(x, -1)} })
+		outs := e.MustExec(tensors.FromFlatDataAndDimensions(x, 4, n))
+		got, want := tensors.MustCopyFlatData[float32](outs[0]), tensors.MustCopyFlatData[float32](outs[1])
+		for i := range want {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-6 || (x[i] == -math.MaxFloat32 && got[i] != 0) {
+				t.Fatalf("rows of %d: p[%d] = %g, fused softmax %g", n, i, got[i], want[i])
+			}
 		}
 	}
 }

@@ -99,3 +99,73 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// The image training step's graph must not depend on the number of patches
+// (no operation per patch, no shape-dependent path in graph construction):
+// a 28×28 image in 4×4 patches (50 tokens) builds the same operations, type
+// by type, as in 7×7 patches (17 tokens), so its cost grows with the token
+// count alone. An operation count holds on a loaded machine where a timing
+// ratio would not.
+func TestImageStepOpsIndependentOfPatchSize(t *testing.T) {
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[int]map[NodeType]int{}
+	for _, p := range []int{4, 7} {
+		c := testConfig()
+		c.ImageSize, c.Channels, c.PatchSize = 28, 1, p
+		store, err := NewStore(backend, &c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[NodeType]int{}
+		runImageStep(t, backend, store, &c, 2, true, func(g *Graph) {
+			for _, n := range g.Nodes() {
+				count[n.Type()]++
+			}
+		})
+		ops[p] = count
+	}
+	if len(ops[7]) == 0 {
+		t.Fatal("no operations counted")
+	}
+	for typ, n := range ops[7] {
+		if ops[4][typ] != n {
+			t.Errorf("%s: %d ops with 4×4 patches, %d with 7×7", typ, ops[4][typ], n)
+		}
+	}
+	for typ, n := range ops[4] {
+		if _, ok := ops[7][typ]; !ok {
+			t.Errorf("%s: %d ops with 4×4 patches, none with 7×7", typ, n)
+		}
+	}
+}
+
+// runImageStep builds and runs once, on a batch of B zero images, the image
+// classifier's loss Σ logits² and, when training, its gradients with respect
+// to every trainable variable; inspect sees the built graph.
+func runImageStep(t *testing.T, backend compute.Backend, store *mlmodel.Store, c *Config, B int, training bool, inspect func(*Graph)) {
+	t.Helper()
+	e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, px *Node) []*Node {
+		g := px.Graph()
+		scope.SetTraining(g, training)
+		h, _ := c.Head("image_cls")
+		logits := c.HeadLogits(scope, h, CLS(c.EncodeImage(scope, px)))
+		outs := []*Node{ReduceAllSum(Mul(logits, logits))}
+		if training {
+			var wrt []*Node
+			for v := range store.IterVariables() {
+				if v.Trainable {
+					wrt = append(wrt, v.NodeValue(g))
+				}
+			}
+			outs = append(outs, Gradient(outs[0], wrt...)...)
+		}
+		inspect(g)
+		return outs
+	})
+	if _, err := e.Exec(tensors.FromShape(shapes.Make(dtypes.Float32, B, c.Channels, c.ImageSize, c.ImageSize))); err != nil {
+		t.Fatal(err)
+	}
+}
