@@ -33,7 +33,15 @@ func FewShotFinetuner(backend compute.Backend, plan *Plan, progress io.Writer, p
 // features, its L2 penalty chosen on the validation split, its metrics
 // those of the test split. The steps argument is not used.
 func Prober(backend compute.Backend, plan *Plan, progress io.Writer) FinetuneFn {
-	return cellRunner(backend, plan, progress, func(fc *finetune.Config) { fc.Probe = finetune.DefaultProbe() })
+	return ProberWith(backend, plan, progress, nil)
+}
+
+// ProberWith is Prober with the probe's settings (nil: finetune.DefaultProbe).
+func ProberWith(backend compute.Backend, plan *Plan, progress io.Writer, probe *finetune.ProbeConfig) FinetuneFn {
+	if probe == nil {
+		probe = finetune.DefaultProbe()
+	}
+	return cellRunner(backend, plan, progress, func(fc *finetune.Config) { c := *probe; fc.Probe = &c })
 }
 
 // cellRunner runs one fine-tuning cell; edit, if set, adjusts its
@@ -125,7 +133,9 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		p.FinetuneSteps, p.EvalEvery, p.FinetuneBatch, p.FinetuneLR = 400, 200, 32, 1e-3
 		p.Seeds = []int{1, 2}
 		p.Probes = 0
-		p.Protocols = []Protocol{{Name: ProtocolProbe, Seeds: []int{1}}, {Name: ProtocolFinetune}}
+		// A shorter penalty path than the default keeps the probes within the
+		// demo's minutes; each fit still runs to its tolerance.
+		p.Protocols = []Protocol{{Name: ProtocolProbe, Seeds: []int{1}, Probe: &finetune.ProbeConfig{L2: []float64{1e-1, 1e-2, 1e-3}, MaxIter: 1000, Tol: 1e-3}}, {Name: ProtocolFinetune}}
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskEmbeddedImages, Label: "Fashion-MNIST (10k)", Modality: "image"},
 			{Name: finetune.TaskEmbeddedText, Label: "SpamAssassin", Modality: "text"},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
+	"github.com/vitbert/vitbert/finetune"
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
 )
@@ -83,6 +84,8 @@ type Protocol struct {
 	// split do not depend on a seed), so more than one seed would only
 	// repeat it and make paired differences look more certain than they are.
 	Seeds []int `json:"seeds,omitempty"`
+	// Probe sets the linear probe (nil: finetune.DefaultProbe).
+	Probe *finetune.ProbeConfig `json:"probe,omitempty"`
 }
 
 // The protocols.
@@ -370,7 +373,7 @@ func (r *Runner) protocolFn(p Protocol) FinetuneFn {
 	}
 	switch p.Name {
 	case ProtocolProbe:
-		return Prober(r.Backend, &r.Plan, progress)
+		return ProberWith(r.Backend, &r.Plan, progress, p.Probe)
 	case ProtocolFewShot:
 		return FewShotFinetuner(r.Backend, &r.Plan, progress, p.PerClass)
 	}
