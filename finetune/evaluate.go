@@ -223,7 +223,7 @@ func (e *evaluator) rows(s *evalSet, what string, fn func(row []float32, label i
 	}
 	var bar *train.Progress
 	if !e.quiet {
-		bar = train.NewSubProgress(e.progress, n, what+" "+s.split, "batch")
+		bar = train.NewSubProgress(e.progress, n, what+" "+s.split, "batches")
 		defer bar.Exit()
 	}
 	done := func(step int) {

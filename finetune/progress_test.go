@@ -31,17 +31,17 @@ func TestEvaluationsShowProgress(t *testing.T) {
 		}
 		got := progress.String() + evProgress.String()
 		for _, want := range []string{
-			"evaluate validation: batch 1/4 (25%)", "evaluate validation: batch 4/4 (100%)", // during training
-			"evaluate test: batch 8/8 (100%)", // the selected model, after training
+			"evaluate validation: 1/4 batches (25%)", "evaluate validation: 4/4 batches (100%)", // during training
+			"evaluate test: 8/8 batches (100%)", // the selected model, after training
 		} {
 			if strings.Contains(progress.String(), want) == quiet {
 				t.Errorf("quiet %v: finetune progress %q: %q", quiet, progress.String(), want)
 			}
 		}
-		if want := "evaluate test: batch 1/8 (12%)"; strings.Contains(evProgress.String(), want) == quiet {
+		if want := "evaluate test: 1/8 batches (12%)"; strings.Contains(evProgress.String(), want) == quiet {
 			t.Errorf("quiet %v: Evaluate progress %q: %q", quiet, evProgress.String(), want)
 		}
-		if quiet && strings.Contains(got, "batch") {
+		if quiet && strings.Contains(got, "batches") {
 			t.Errorf("quiet: progress %q", got)
 		}
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +27,7 @@ type Progress struct {
 	last     time.Time
 	interval time.Duration
 	printed  int
-	unit     string // what is counted, singular
+	units    string // what a sub-task counts ("": steps)
 	// transient: a sub-task's progress (NewSubProgress)
 	transient bool
 }
@@ -43,32 +44,32 @@ func IsTerminal(w io.Writer) bool {
 // NewProgress returns a Progress of total steps on w (nil: standard error),
 // labelled desc, starting at step start.
 func NewProgress(w io.Writer, total, start int, desc string) *Progress {
-	return newProgress(w, total, start, desc, "step", false)
+	return newProgress(w, total, start, desc, "", false)
 }
 
-// NewSubProgress returns the Progress of a sub-task of total units (unit
-// is singular: "batch"), such as an evaluation during training: on a
+// NewSubProgress returns the Progress of a sub-task of total units (a
+// plural: "batches"), such as an evaluation during training: on a
 // terminal its bar takes the line of the run's bar and is erased when it
 // ends, and in plain output it writes lines only once it has taken
 // PlainInterval (then every PlainInterval, and at the end), so that short
 // sub-tasks leave the log as it was.
-func NewSubProgress(w io.Writer, total int, desc, unit string) *Progress {
-	return newProgress(w, total, 0, desc, unit, true)
+func NewSubProgress(w io.Writer, total int, desc, units string) *Progress {
+	return newProgress(w, total, 0, desc, units, true)
 }
 
-func newProgress(w io.Writer, total, start int, desc, unit string, transient bool) *Progress {
+func newProgress(w io.Writer, total, start int, desc, units string, transient bool) *Progress {
 	if w == nil {
 		w = os.Stderr
 	}
 	now := time.Now()
 	p := &Progress{w: w, desc: desc, total: total, step: start, start: now, last: now, interval: PlainInterval, printed: -1,
-		unit: unit, transient: transient}
+		units: units, transient: transient}
 	if IsTerminal(w) {
 		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString(unit + "s"),
+			progressbar.OptionSetItsString(cmp.Or(units, "steps")),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(200 * time.Millisecond),
 			progressbar.OptionSetWidth(20),
@@ -112,7 +113,11 @@ func (p *Progress) line(now time.Time) {
 	if p.printed == p.step {
 		return
 	}
-	msg := fmt.Sprintf("%s: %s %d/%d (%.0f%%)", p.desc, p.unit, p.step, p.total, 100*float64(p.step)/float64(max(p.total, 1)))
+	pct := 100 * float64(p.step) / float64(max(p.total, 1))
+	msg := fmt.Sprintf("%s: step %d/%d (%.0f%%)", p.desc, p.step, p.total, pct)
+	if p.units != "" {
+		msg = fmt.Sprintf("%s: %d/%d %s (%.0f%%)", p.desc, p.step, p.total, p.units, pct)
+	}
 	if p.status != "" {
 		msg += ", " + p.status
 	}

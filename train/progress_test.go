@@ -12,7 +12,7 @@ import (
 // units, and one at the end.
 func TestSubProgressPlainLines(t *testing.T) {
 	var quick bytes.Buffer
-	p := NewSubProgress(&quick, 3, "evaluate test", "batch")
+	p := NewSubProgress(&quick, 3, "evaluate test", "batches")
 	for i := 1; i <= 3; i++ {
 		p.Set(i)
 	}
@@ -24,7 +24,7 @@ func TestSubProgressPlainLines(t *testing.T) {
 	defer func(d time.Duration) { PlainInterval = d }(PlainInterval)
 	PlainInterval = time.Nanosecond
 	var slow bytes.Buffer
-	p = NewSubProgress(&slow, 3, "evaluate test", "batch")
+	p = NewSubProgress(&slow, 3, "evaluate test", "batches")
 	for i := 1; i <= 3; i++ {
 		time.Sleep(time.Millisecond)
 		p.Set(i)
@@ -32,7 +32,7 @@ func TestSubProgressPlainLines(t *testing.T) {
 	p.Exit()
 	lines := strings.Split(strings.TrimSpace(slow.String()), "\n")
 	if strings.Contains(slow.String(), "\r") || len(lines) != 3 ||
-		!strings.HasPrefix(lines[0], "evaluate test: batch 1/3 (33%)") || !strings.HasPrefix(lines[2], "evaluate test: batch 3/3 (100%)") {
+		!strings.HasPrefix(lines[0], "evaluate test: 1/3 batches (33%)") || !strings.HasPrefix(lines[2], "evaluate test: 3/3 batches (100%)") {
 		t.Errorf("a slow sub-task wrote %q, want a line per batch", lines)
 	}
 }
