@@ -150,14 +150,29 @@ func metricsWithoutTimes(t *testing.T, path string) []string {
 	return out
 }
 
-// survivesKills runs command uninterrupted into one directory, then into
-// another killed at each point of plan (at least one kill must land) and
-// resumed until it ends, and returns both directories; args gives the
-// arguments of a run into a directory, as it stands. The metrics of both
-// runs, without their wall-clock fields, must be the same steps lines long
-// and equal line for line.
-func survivesKills(t *testing.T, command string, args func(out string) []string, plan []killPoint, steps int) (ref, out string) {
+// killPlan is where to kill a 12-step run that checkpoints every 3 steps,
+// drawn from a seed it logs: during the step-3 checkpoint write, between
+// checkpoints, and during the step-9 write.
+func killPlan(t *testing.T) []killPoint {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	return []killPoint{
+		{atStep: 1 + rng.IntN(2), inWrite: true},
+		{atStep: 3 + rng.IntN(4), delay: time.Duration(rng.IntN(300)) * time.Millisecond},
+		{atStep: 7 + rng.IntN(2), inWrite: true},
+	}
+}
+
+// survivesKills runs command (12 steps, a checkpoint every 3) uninterrupted
+// into one directory, then into another killed at each point of a killPlan
+// (at least one kill must land) and resumed until it ends, and returns both
+// directories; args gives the arguments of a run into a directory, as it
+// stands. The metrics of both runs, without their wall-clock fields, must
+// be 12 lines long and equal line for line.
+func survivesKills(t *testing.T, command string, args func(out string) []string) (ref, out string) {
 	t.Helper()
+	plan := killPlan(t)
 	ref = filepath.Join(t.TempDir(), "ref")
 	runKillable(t, command, args(ref), ref, nil)
 	out = filepath.Join(t.TempDir(), "killed")
@@ -174,7 +189,7 @@ func survivesKills(t *testing.T, command string, args func(out string) []string,
 	runKillable(t, command, args(out), out, nil)
 	a := metricsWithoutTimes(t, filepath.Join(ref, train.MetricsFile))
 	b := metricsWithoutTimes(t, filepath.Join(out, train.MetricsFile))
-	sameLines(t, train.MetricsFile, a, b, steps)
+	sameLines(t, train.MetricsFile, a, b, 12)
 	return ref, out
 }
 
@@ -201,16 +216,8 @@ func TestPretrainSurvivesKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs pretrain five times in child processes")
 	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
-	plan := []killPoint{
-		{atStep: 1 + rng.IntN(2), inWrite: true},                                          // the step-3 checkpoint being written
-		{atStep: 3 + rng.IntN(4), delay: time.Duration(rng.IntN(300)) * time.Millisecond}, // between checkpoints
-		{atStep: 7 + rng.IntN(2), inWrite: true},                                          // the step-9 checkpoint being written
-	}
 	args := func(out string) []string { return append([]string{"--out", out, "--resume"}, faultArgs...) }
-	ref, out := survivesKills(t, "pretrain", args, plan, 12)
+	ref, out := survivesKills(t, "pretrain", args)
 	for _, f := range []string{filepath.Join(pretrain.ModelDir, "model.safetensors"), filepath.Join(pretrain.ModelDir, "config.json"), "config.json", train.MasksFile} {
 		a, errA := os.ReadFile(filepath.Join(ref, f))
 		b, errB := os.ReadFile(filepath.Join(out, f))
@@ -274,24 +281,16 @@ func TestFinetuneSurvivesKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs finetune five times in child processes")
 	}
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
 	data := microImageFolder(t)
 	args := func(out string) []string {
 		a := []string{"--out", out, "--model", "scratch", "--task", "image-folder", "--data", data, "--adapt-images",
-			"--steps", "12", "--batch", "4", "--eval-every", "3", "--eval-batch", "8", "--lr", "1e-3", "--quiet"}
+			"--steps", "12", "--batch", "4", "--eval-every", "3", "--checkpoint-every", "3", "--eval-batch", "8", "--lr", "1e-3", "--quiet"}
 		if _, err := os.Stat(filepath.Join(out, "config.json")); err == nil {
 			a = append(a, "--resume")
 		}
 		return a
 	}
-	plan := []killPoint{
-		{atStep: 1 + rng.IntN(2), inWrite: true},                                          // the step-3 checkpoint being written
-		{atStep: 3 + rng.IntN(4), delay: time.Duration(rng.IntN(300)) * time.Millisecond}, // between checkpoints
-		{atStep: 7 + rng.IntN(2), inWrite: true},                                          // the step-9 checkpoint being written
-	}
-	ref, out := survivesKills(t, "finetune", args, plan, 12)
+	ref, out := survivesKills(t, "finetune", args)
 	sameLines(t, "eval.jsonl", withoutKeys(t, filepath.Join(ref, "eval.jsonl")), withoutKeys(t, filepath.Join(out, "eval.jsonl")), 4)
 	sameLines(t, "result.json", withoutKeys(t, filepath.Join(ref, "result.json"), "best_dir"),
 		withoutKeys(t, filepath.Join(out, "result.json"), "best_dir"), 1)
