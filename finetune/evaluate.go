@@ -22,6 +22,7 @@ import (
 	"github.com/vitbert/vitbert/eval"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
+	"github.com/vitbert/vitbert/train"
 )
 
 // HeadName is the name of the downstream head that fine-tuning adds.
@@ -93,6 +94,10 @@ type evaluator struct {
 	exec    *mlmodel.Exec // of the evaluation in progress
 	sets    []evalSet
 	cls     bool // compile the [CLS] embedding, not the head
+	// progress is where the evaluation shows its progress (nil: standard
+	// error); quiet hides it.
+	progress io.Writer
+	quiet    bool
 }
 
 // newEvaluator prepares the evaluation of the task head on store's weights
@@ -200,17 +205,34 @@ func (o *outputs) add(row []float32, regression bool, label int, score float64) 
 func (e *evaluator) predict(s *evalSet) (*outputs, error) {
 	regression := e.def.Kind == model.HeadRegress
 	o := &outputs{}
-	err := e.rows(s, func(row []float32, label int, score float64) {
+	err := e.rows(s, "evaluate", func(row []float32, label int, score float64) {
 		o.add(row, regression, label, score)
 	})
 	return o, err
 }
 
 // rows runs the compiled graph over a split in order and passes each
-// example's output row, with its gold label and score, to fn.
-func (e *evaluator) rows(s *evalSet, fn func(row []float32, label int, score float64)) error {
+// example's output row, with its gold label and score, to fn; what names
+// the work in the progress shown.
+func (e *evaluator) rows(s *evalSet, what string, fn func(row []float32, label int, score float64)) error {
+	var n int
 	if s.text != nil {
-		for step := range s.text.StepsPerEpoch() {
+		n = s.text.StepsPerEpoch()
+	} else {
+		n = s.images.StepsPerEpoch()
+	}
+	var bar *train.Progress
+	if !e.quiet {
+		bar = train.NewSubProgress(e.progress, n, what+" "+s.split, "batches")
+		defer bar.Exit()
+	}
+	done := func(step int) {
+		if bar != nil {
+			bar.Set(step + 1)
+		}
+	}
+	if s.text != nil {
+		for step := range n {
 			tb, err := s.text.Batch(0, step)
 			if err != nil {
 				return err
@@ -225,10 +247,11 @@ func (e *evaluator) rows(s *evalSet, fn func(row []float32, label int, score flo
 				}
 				fn(vals[r*k:(r+1)*k], int(tb.Labels[r]), float64(tb.Scores[r]))
 			}
+			done(step)
 		}
 		return nil
 	}
-	for step := range s.images.StepsPerEpoch() {
+	for step := range n {
 		ib, err := s.images.Batch(0, step)
 		if err != nil {
 			return err
@@ -243,6 +266,7 @@ func (e *evaluator) rows(s *evalSet, fn func(row []float32, label int, score flo
 			}
 			fn(vals[r*k:(r+1)*k], int(ib.Labels[r]), 0)
 		}
+		done(step)
 	}
 	return nil
 }
@@ -262,7 +286,7 @@ func (e *evaluator) features() (x [][][]float32, labels [][]int, err error) {
 	for i := range e.sets {
 		var xs [][]float32
 		var ls []int
-		err := e.rows(&e.sets[i], func(row []float32, label int, _ float64) {
+		err := e.rows(&e.sets[i], "features of", func(row []float32, label int, _ float64) {
 			xs, ls = append(xs, slices.Clone(row)), append(ls, label)
 		})
 		if err != nil {
@@ -370,9 +394,10 @@ func checkSide(c *model.Config, def *taskDef, dir string) error {
 }
 
 // prepareEval reads splits into ev (the first one's metrics unsuffixed,
-// the others' with "_<split>") and returns the number of examples of the
-// first.
+// the others' with "_<split>"), which shows its progress as opt says, and
+// returns the number of examples of the first.
 func prepareEval(ev *evaluator, td *taskData, splits []string, tok *text.Tokenizer, L, batch int, adapt bool, opt *Options) (int, error) {
+	ev.progress, ev.quiet = opt.Progress, opt.Quiet
 	n := 0
 	for i, split := range splits {
 		suffix := ""
@@ -468,7 +493,8 @@ type EvalOptions struct {
 	// AdaptImages lets images of another shape than the model's be
 	// converted (with a message on Log); without it they are an error.
 	AdaptImages bool
-	Log         io.Writer // messages (nil: standard error)
+	Log         io.Writer // messages and progress (nil: standard error)
+	Quiet       bool      // no progress
 }
 
 // Evaluate runs the fine-tuned model in modelDir (a Run's OUT/best) on a
@@ -534,7 +560,7 @@ func Evaluate(backend compute.Backend, modelDir string, task Task, eo EvalOption
 			return nil, err
 		}
 	}
-	opt := &Options{Progress: eo.Log}
+	opt := &Options{Progress: eo.Log, Quiet: eo.Quiet}
 	return evaluateDir(backend, modelDir, td, splits, tok, L, batch, eo.AdaptImages || meta.AdaptImages && def.Name == meta.Name, opt)
 }
 

@@ -43,6 +43,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -330,6 +331,8 @@ func prepareOut(opt *Options, cfg []byte) error {
 		}
 		return sameConfig(old, cfg, opt.OutDir)
 	}
+	// The run directory's lock (held by this process) is not a run.
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == train.LockFile })
 	if len(ents) == 0 {
 		return os.MkdirAll(opt.OutDir, 0o755)
 	}
@@ -538,6 +541,14 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) (*
 		return nil, err
 	}
 	cj = append(cj, '\n')
+	// The training loop locks the run directory too; taking the lock here
+	// already keeps a second process from replacing or rewriting the run
+	// (and covers the linear probe and the final test scoring).
+	release, err := train.LockDir(opt.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if err := prepareOut(&opt, cj); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,9 @@ type Progress struct {
 	last     time.Time
 	interval time.Duration
 	printed  int
+	units    string // what a sub-task counts ("": steps)
+	// transient: a sub-task's progress (NewSubProgress)
+	transient bool
 }
 
 // PlainInterval is how often plain progress lines are written.
@@ -40,21 +44,44 @@ func IsTerminal(w io.Writer) bool {
 // NewProgress returns a Progress of total steps on w (nil: standard error),
 // labelled desc, starting at step start.
 func NewProgress(w io.Writer, total, start int, desc string) *Progress {
+	return newProgress(w, total, start, desc, "", false)
+}
+
+// NewSubProgress returns the Progress of a sub-task of total units (a
+// plural: "batches"), such as an evaluation during training: on a
+// terminal its bar takes the line of the run's bar and is erased when it
+// ends, and in plain output it writes lines only once it has taken
+// PlainInterval (then every PlainInterval, and at the end), so that short
+// sub-tasks leave the log as it was.
+func NewSubProgress(w io.Writer, total int, desc, units string) *Progress {
+	return newProgress(w, total, 0, desc, units, true)
+}
+
+func newProgress(w io.Writer, total, start int, desc, units string, transient bool) *Progress {
 	if w == nil {
 		w = os.Stderr
 	}
-	p := &Progress{w: w, desc: desc, total: total, step: start, start: time.Now(), interval: PlainInterval, printed: -1}
+	now := time.Now()
+	p := &Progress{w: w, desc: desc, total: total, step: start, start: now, last: now, interval: PlainInterval, printed: -1,
+		units: units, transient: transient}
 	if IsTerminal(w) {
-		p.bar = progressbar.NewOptions(total,
+		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("steps"),
+			progressbar.OptionSetItsString(cmp.Or(units, "steps")),
 			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionThrottle(200 * time.Millisecond),
 			progressbar.OptionSetWidth(20),
 			progressbar.OptionSetDescription(desc),
-		)
+		}
+		if transient {
+			// Start on a cleared line (the run's bar, if any, is redrawn
+			// after) and leave it clear.
+			fmt.Fprint(w, "\r\033[K")
+			opts = append(opts, progressbar.OptionClearOnFinish())
+		}
+		p.bar = progressbar.NewOptions(total, opts...)
 		_ = p.bar.Set(start)
 	}
 	return p
@@ -76,7 +103,8 @@ func (p *Progress) Set(step int) {
 		return
 	}
 	now := time.Now()
-	if p.printed < 0 || now.Sub(p.last) >= p.interval || step >= p.total {
+	first := p.printed < 0 && !p.transient
+	if first || now.Sub(p.last) >= p.interval || step >= p.total && (!p.transient || p.printed >= 0) {
 		p.line(now)
 	}
 }
@@ -85,7 +113,11 @@ func (p *Progress) line(now time.Time) {
 	if p.printed == p.step {
 		return
 	}
-	msg := fmt.Sprintf("%s: step %d/%d (%.0f%%)", p.desc, p.step, p.total, 100*float64(p.step)/float64(max(p.total, 1)))
+	pct := 100 * float64(p.step) / float64(max(p.total, 1))
+	msg := fmt.Sprintf("%s: step %d/%d (%.0f%%)", p.desc, p.step, p.total, pct)
+	if p.units != "" {
+		msg = fmt.Sprintf("%s: %d/%d %s (%.0f%%)", p.desc, p.step, p.total, p.units, pct)
+	}
 	if p.status != "" {
 		msg += ", " + p.status
 	}
@@ -96,11 +128,14 @@ func (p *Progress) line(now time.Time) {
 	p.last, p.printed = now, p.step
 }
 
-// Exit ends the display (the bar's line, or a last plain line).
+// Exit ends the display (the bar's line, or a last plain line; none for a
+// sub-task that wrote none).
 func (p *Progress) Exit() {
 	if p.bar != nil {
 		_ = p.bar.Exit()
 		return
 	}
-	p.line(time.Now())
+	if !p.transient || p.printed >= 0 {
+		p.line(time.Now())
+	}
 }

@@ -13,13 +13,14 @@ func init() {
 }
 
 func runEval(args []string) error {
-	fs := newFlags("eval", "--model OUT/best [--task NAME] [--data PATH] [--split test] [--json]")
+	fs := newFlags("eval", "--model OUT/best [--task NAME] [--data PATH] [--split test] [--json] [--quiet]")
 	modelDir := fs.String("model", "", "fine-tuned model directory: vitbert finetune's OUT/best (required)")
 	task := fs.String("task", "", "task (default: the one the model was fine-tuned on): "+strings.Join(finetune.TaskNames(), ", "))
 	data := fs.String("data", "", "the task's data (default: the path it was fine-tuned with)")
 	split := fs.String("split", "", "split to score (default: the task's test split(s), as at the end of fine-tuning; \"validation\": the split carved from train that selected the model)")
 	adapt := fs.Bool("adapt-images", false, "resize and convert images whose size or channels differ from the model's (otherwise an error)")
 	asJSON := fs.Bool("json", false, "print the metrics as one JSON object")
+	quiet := fs.Bool("quiet", false, "no progress")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,7 +35,7 @@ func runEval(args []string) error {
 		return err
 	}
 	m, err := finetune.Evaluate(backend, *modelDir, finetune.Task{Name: *task, Data: *data},
-		finetune.EvalOptions{Split: *split, AdaptImages: *adapt})
+		finetune.EvalOptions{Split: *split, AdaptImages: *adapt, Quiet: *quiet})
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,7 @@ func TestLockChild(t *testing.T) {
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 }
 
-// Item 3: pretrain, reproduce and demo refuse an output directory another
+// Item 3: pretrain, reproduce, demo and finetune (and the linear probe) refuse an output directory another
 // process holds, naming its PID, before writing anything.
 func TestRunDirectoryIsLocked(t *testing.T) {
 	out := t.TempDir()
@@ -117,6 +117,16 @@ func TestRunDirectoryIsLocked(t *testing.T) {
 		"pretrain":  func() error { return runPretrain([]string{"--out", out, "--steps", "2", "--quiet"}) },
 		"reproduce": func() error { return runReproduce([]string{"--out", out, "--quiet"}) },
 		"demo":      func() error { return runDemo([]string{"--out", out, "--quiet"}) },
+		"finetune": func() error {
+			return runFinetune([]string{"--model", "scratch", "--out", out, "--steps", "2", "--quiet"})
+		},
+		// --overwrite must not clear (or write) the locked directory either.
+		"finetune --overwrite": func() error {
+			return runFinetune([]string{"--model", "scratch", "--out", out, "--steps", "2", "--overwrite", "--quiet"})
+		},
+		"probe": func() error {
+			return runFinetune([]string{"--freeze-encoder", "--model", "scratch", "--out", out, "--quiet"})
+		},
 	} {
 		if err := run(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s into a locked directory: %v, want %q", name, err, want)
@@ -124,5 +134,27 @@ func TestRunDirectoryIsLocked(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 1 {
 		t.Errorf("the refused runs wrote into %s: %d entries", out, len(entries))
+	}
+}
+
+// A finetune --out that holds only a run directory's lock (left by an
+// earlier process) takes a fresh run; one that holds a run is refused
+// without counting the lock among the run's files.
+func TestFinetuneIgnoresTheLockFile(t *testing.T) {
+	out := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, train.LockFile), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--model", "scratch", "--task", "image-folder", "--data", microImageFolder(t), "--adapt-images",
+		"--steps", "2", "--batch", "4", "--eval-batch", "8", "--out", out, "--quiet"}
+	if _, err := capture(t, runFinetune, args...); err != nil {
+		t.Fatalf("finetune into a directory holding only %s: %v", train.LockFile, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "result.json")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := capture(t, runFinetune, args...)
+	if err == nil || !strings.Contains(err.Error(), "--overwrite") || strings.Contains(err.Error(), train.LockFile) {
+		t.Errorf("finetune into a finished run: %v, want a refusal naming the run's files but not %s", err, train.LockFile)
 	}
 }
