@@ -76,7 +76,8 @@ func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit fu
 				if err != nil {
 					return nil, "", err
 				}
-				fc.Vocab = filepath.Join(outDir, "vocab")
+				// Beside the cell's run directory, which finetune wants empty.
+				fc.Vocab = outDir + ".vocab"
 				if err := tok.Save(fc.Vocab); err != nil {
 					return nil, "", err
 				}
