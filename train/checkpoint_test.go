@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -335,4 +336,35 @@ func compactJSON(t *testing.T, raw json.RawMessage) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// HostRNG is a resumable random number generator (PCG): host state that a
+// checkpoint saves through LoopConfig.HostState.
+type HostRNG struct {
+	*rand.Rand
+	pcg *rand.PCG
+}
+
+// NewHostRNG returns a HostRNG seeded with (seed, stream).
+func NewHostRNG(seed, stream uint64) *HostRNG {
+	pcg := rand.NewPCG(seed, stream)
+	return &HostRNG{Rand: rand.New(pcg), pcg: pcg}
+}
+
+// State implements Stateful.
+func (r *HostRNG) State() (json.RawMessage, error) {
+	b, err := r.pcg.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(b)
+}
+
+// Restore implements Stateful.
+func (r *HostRNG) Restore(state json.RawMessage) error {
+	var b []byte
+	if err := json.Unmarshal(state, &b); err != nil {
+		return fmt.Errorf("host RNG state: %w", err)
+	}
+	return r.pcg.UnmarshalBinary(b)
 }
