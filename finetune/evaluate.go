@@ -19,7 +19,7 @@ import (
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
-	"github.com/vitbert/vitbert/eval"
+	"github.com/vitbert/vitbert/metrics"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
 )
@@ -292,9 +292,9 @@ func (e *evaluator) run() (Metrics, error) {
 		for _, name := range e.def.Metrics {
 			var v float64
 			if e.def.Kind == model.HeadRegress {
-				v, err = eval.Regression(name, o.predScore, o.goldScore)
+				v, err = metrics.Regression(name, o.predScore, o.goldScore)
 			} else {
-				v, err = eval.Classification(name, o.predClass, o.goldClass)
+				v, err = metrics.Classification(name, o.predClass, o.goldClass)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("split %s: %s: %w", s.split, name, err)
