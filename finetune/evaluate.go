@@ -332,15 +332,24 @@ type Meta struct {
 
 // ReadMeta reads dir/finetune.json.
 func ReadMeta(dir string) (*Meta, error) {
-	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
-	if err != nil {
+	var m Meta
+	if err := readJSON(filepath.Join(dir, MetaFile), &m); err != nil {
 		return nil, err
 	}
-	var m Meta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, MetaFile), err)
-	}
 	return &m, nil
+}
+
+// readJSON decodes the JSON file at path into v; a read error is returned as
+// is, a parse error names the file.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
 }
 
 // tokenizerFiles are copied with a model so that it keeps its vocabulary.

@@ -303,9 +303,9 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 			splits["train"], splits["test"] = holdOutText(tr)
 		}
 	default:
-		dirs, err := subdirs(path)
+		dirs, err := texts.Subdirs(os.DirFS(path), ".")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading %s: %w", path, err)
 		}
 		if contains(dirs, "train") {
 			if splits, err = texts.ReadLabelledSplits(path); err != nil {
@@ -480,20 +480,6 @@ func (t *taskData) loadTexts(split string) (*textSplit, error) {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
-}
-
-func subdirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
 }
 
 func contains(list []string, s string) bool {
