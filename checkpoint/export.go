@@ -18,15 +18,11 @@ import (
 // must have the shapes the Hugging Face classes expect (BERT's MLM transform,
 // BERT's tanh pooler + classifier, ViT's linear classifier).
 func ExportHF(dir string, c *model.Config, weights map[string][]float32) error {
-	var modelType, arch string
-	switch {
-	case c.HasText() && !c.HasImage() && c.Norm == model.PostNorm && c.EmbeddingLayerNorm:
-		modelType, arch = "bert", "BertModel"
-	case c.HasImage() && !c.HasText() && c.Norm == model.PreNorm:
-		modelType, arch = "vit", "ViTModel"
-	default:
+	modelType := hfModelType(c)
+	if modelType == "" {
 		return fmt.Errorf("exporting to %s: only a BERT-shaped (post-LN text) or ViT-shaped (pre-LN image) model has a Hugging Face equivalent; save a unified model with SaveDir", dir)
 	}
+	arch := map[string]string{"bert": "BertModel", "vit": "ViTModel"}[modelType]
 	cfg := map[string]any{
 		"model_type": modelType, "hidden_size": c.Hidden, "num_hidden_layers": c.Layers,
 		"num_attention_heads": c.Heads, "intermediate_size": c.MLP, "hidden_act": c.Activation,
@@ -35,19 +31,13 @@ func ExportHF(dir string, c *model.Config, weights map[string][]float32) error {
 	}
 	var heads []model.HeadConfig
 	for _, h := range c.TaskHeads {
-		switch {
-		case modelType == "bert" && h.Kind == model.HeadMLM && h.Hidden && h.HiddenNorm && len(heads) == 0:
-			arch = "BertForMaskedLM"
-			cfg["tie_word_embeddings"] = h.Tied
-			h.Name = MLMHead
-		case modelType == "bert" && h.Kind != model.HeadMLM && h.Hidden && h.Activation == "tanh" && len(heads) == 0:
-			arch = "BertForSequenceClassification"
-			h.Name = ClassifierHead
-		case modelType == "vit" && h.Kind == model.HeadClassify && !h.Hidden && len(heads) == 0:
-			arch = "ViTForImageClassification"
-			h.Name = ClassifierHead
-		default:
+		headArch, name := hfHead(modelType, h)
+		if headArch == "" || len(heads) > 0 {
 			return fmt.Errorf("exporting to %s: head %q (%s, hidden=%v, activation %q) has no %s equivalent; export at most one BERT MLM/pooler-classifier or ViT linear classifier head", dir, h.Name, h.Kind, h.Hidden, h.Activation, modelType)
+		}
+		arch, h.Name = headArch, name
+		if headArch == "BertForMaskedLM" {
+			cfg["tie_word_embeddings"] = h.Tied
 		}
 		if h.Kind != model.HeadMLM {
 			id2label := map[string]string{}
@@ -110,6 +100,40 @@ func ExportHF(dir string, c *model.Config, weights map[string][]float32) error {
 		}
 		ts = append(ts, safetensors.NewF32(names[v.Path], shape, vals))
 	}
+	return writeHFFolder(dir, cfg, ts, nil)
+}
+
+// hfModelType is the transformers model_type that c exports as: "bert" for a
+// post-LN text-only model with an embedding LayerNorm, "vit" for a pre-LN
+// image-only model, "" for any other.
+func hfModelType(c *model.Config) string {
+	switch {
+	case c.HasText() && !c.HasImage() && c.Norm == model.PostNorm && c.EmbeddingLayerNorm:
+		return "bert"
+	case c.HasImage() && !c.HasText() && c.Norm == model.PreNorm:
+		return "vit"
+	}
+	return ""
+}
+
+// hfHead is the transformers class and head name of head h on a model of
+// modelType (BERT's MLM transform, BERT's tanh pooler + classifier, ViT's
+// linear classifier); arch is "" when transformers has no such head.
+func hfHead(modelType string, h model.HeadConfig) (arch, name string) {
+	switch {
+	case modelType == "bert" && h.Kind == model.HeadMLM && h.Hidden && h.HiddenNorm:
+		return "BertForMaskedLM", MLMHead
+	case modelType == "bert" && h.Kind != model.HeadMLM && h.Hidden && h.Activation == "tanh":
+		return "BertForSequenceClassification", ClassifierHead
+	case modelType == "vit" && h.Kind == model.HeadClassify && !h.Hidden:
+		return "ViTForImageClassification", ClassifierHead
+	}
+	return "", ""
+}
+
+// writeHFFolder writes a Hugging Face folder atomically: config.json (cfg),
+// model.safetensors (ts, format pt) and the other files by name.
+func writeHFFolder(dir string, cfg map[string]any, ts []*safetensors.Tensor, files map[string][]byte) error {
 	raw, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return err
@@ -117,6 +141,11 @@ func ExportHF(dir string, c *model.Config, weights map[string][]float32) error {
 	return atomicfs.WriteDir(dir, func(tmp string) error {
 		if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(raw, '\n'), 0o644); err != nil {
 			return err
+		}
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
+				return err
+			}
 		}
 		return safetensors.WriteFile(filepath.Join(tmp, "model.safetensors"), ts, map[string]string{"format": "pt"})
 	})

@@ -4,12 +4,10 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
-	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/safetensors"
 )
@@ -111,19 +109,7 @@ func ExportHFCustom(dir string, c *model.Config, weights map[string][]float32, m
 		"num_attention_heads": side.Heads,
 		"vitbert":             side,
 	}
-	raw, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfs.WriteDir(dir, func(tmp string) error {
-		if err := os.WriteFile(filepath.Join(tmp, "config.json"), append(raw, '\n'), 0o644); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, ModelingFile), modelingSource, 0o644); err != nil {
-			return err
-		}
-		return safetensors.WriteFile(filepath.Join(tmp, "model.safetensors"), ts, map[string]string{"format": "pt"})
-	})
+	return writeHFFolder(dir, cfg, ts, map[string][]byte{ModelingFile: modelingSource})
 }
 
 // Export writes a model in Hugging Face layout under out and returns the
@@ -158,17 +144,12 @@ func Export(out string, c *model.Config, weights map[string][]float32) ([]string
 // with an embedding LayerNorm (BERT) or a pre-LN image model (ViT), with at
 // most one head of a shape transformers has.
 func hfEquivalent(c *model.Config) bool {
-	bert := c.HasText() && !c.HasImage() && c.Norm == model.PostNorm && c.EmbeddingLayerNorm
-	vit := c.HasImage() && !c.HasText() && c.Norm == model.PreNorm
-	if !(bert || vit) || len(c.TaskHeads) > 1 {
+	modelType := hfModelType(c)
+	if modelType == "" || len(c.TaskHeads) > 1 {
 		return false
 	}
 	for _, h := range c.TaskHeads {
-		switch {
-		case bert && h.Kind == model.HeadMLM && h.Hidden && h.HiddenNorm:
-		case bert && h.Kind != model.HeadMLM && h.Hidden && h.Activation == "tanh":
-		case vit && h.Kind == model.HeadClassify && !h.Hidden:
-		default:
+		if arch, _ := hfHead(modelType, h); arch == "" {
 			return false
 		}
 	}

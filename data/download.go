@@ -81,7 +81,7 @@ func Download(ctx context.Context, client *http.Client, url, dst, wantSHA256 str
 		h.Reset()
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
 		// The .part is already as long as the file (or longer): check it.
-		return finish(part, dst, url, h, wantSHA256)
+		return finish(part, dst, "downloading "+url, h, wantSHA256)
 	default:
 		return fmt.Errorf("downloading %s: %s", url, resp.Status)
 	}
@@ -93,13 +93,7 @@ func Download(ctx context.Context, client *http.Client, url, dst, wantSHA256 str
 	if resp.ContentLength >= 0 {
 		total = have + resp.ContentLength
 	}
-	bar := progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(progress),
-		progressbar.OptionSetDescription(filepath.Base(dst)),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
+	bar := progressBar(progress, total, dst)
 	bar.Set64(have)
 	_, copyErr := io.Copy(io.MultiWriter(out, h, bar), resp.Body)
 	if err := out.Close(); err != nil && copyErr == nil {
@@ -109,16 +103,62 @@ func Download(ctx context.Context, client *http.Client, url, dst, wantSHA256 str
 		// Keep the .part: the next call resumes it.
 		return fmt.Errorf("downloading %s: %w (the partial file %s is resumed by the next fetch)", url, copyErr, part)
 	}
-	return finish(part, dst, url, h, wantSHA256)
+	return finish(part, dst, "downloading "+url, h, wantSHA256)
 }
 
-// finish renames part to dst if its hash is the wanted one, else removes it.
-func finish(part, dst, url string, h interface{ Sum([]byte) []byte }, want string) error {
+// finish renames part to dst if its hash is the wanted one, else removes it;
+// what names the transfer in the error ("downloading URL").
+func finish(part, dst, what string, h interface{ Sum([]byte) []byte }, want string) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		os.Remove(part)
-		return fmt.Errorf("downloading %s: SHA-256 %s, want %s: the file at the source changed or the download is damaged (nothing was kept)", url, got, want)
+		return fmt.Errorf("%s: SHA-256 %s, want %s: the file at the source changed or the download is damaged (nothing was kept)", what, got, want)
 	}
 	return os.Rename(part, dst)
+}
+
+// progressBar is the byte progress bar, on w, of a transfer of total bytes
+// (-1: unknown) to dst.
+func progressBar(w io.Writer, total int64, dst string) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(filepath.Base(dst)),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }))
+}
+
+// CopyChecked copies a local file src to dst as Download does a remote one:
+// through dst+".part" and a progress bar (nil: none), hashing on the way; dst
+// appears, by rename, only if the SHA-256 is wantSHA256.
+func CopyChecked(src, dst, wantSHA256 string, progress io.Writer) error {
+	if progress == nil {
+		progress = io.Discard
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	part := dst + ".part"
+	out, err := os.Create(part)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(part) // no-op after the rename
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(out, h, progressBar(progress, st.Size(), dst)), in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return finish(part, dst, "copying "+src, h, wantSHA256)
 }
 
 // FileSHA256 is the lower-case hex SHA-256 of a file.

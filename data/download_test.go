@@ -180,3 +180,32 @@ func TestFirstOfFallsBack(t *testing.T) {
 		t.Fatalf("want both failures named, got %v", err)
 	}
 }
+
+func TestCopyCheckedRefusesWrongBytes(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("payload"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("payload"))
+	var progress bytes.Buffer
+	if err := CopyChecked(src, filepath.Join(dir, "good"), hex.EncodeToString(sum[:]), &progress); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "good")); string(b) != "payload" {
+		t.Errorf("copied %q", b)
+	}
+	if !strings.Contains(progress.String(), "100%") {
+		t.Errorf("progress output %q has no 100%%", progress.String())
+	}
+	err := CopyChecked(src, filepath.Join(dir, "bad"), strings.Repeat("0", 64), nil)
+	if err == nil || !strings.Contains(err.Error(), "SHA-256") {
+		t.Errorf("wrong sum: error %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); !os.IsNotExist(err) {
+		t.Error("a file with the wrong sum was left in place")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.part")); !os.IsNotExist(err) {
+		t.Error("the partial file was left in place")
+	}
+}

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/vitbert/vitbert/data/texts"
-	"github.com/vitbert/vitbert/eval"
+	"github.com/vitbert/vitbert/metrics"
 	"github.com/vitbert/vitbert/model"
 )
 
@@ -24,7 +24,7 @@ const BrownChunkWords = 96
 
 func init() {
 	registerTask(&taskEntry{def: taskDef{Name: TaskBrown, Modality: "text", Kind: model.HeadClassify,
-		Metrics: []string{eval.MetricMacroF1, eval.MetricAccuracy}, TestSplits: []string{"test"},
+		Metrics: []string{metrics.MetricMacroF1, metrics.MetricAccuracy}, TestSplits: []string{"test"},
 		ChunkWords: BrownChunkWords, needsData: true}, aliases: []string{"brown"}, open: openBrown})
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
-	"github.com/vitbert/vitbert/eval"
+	"github.com/vitbert/vitbert/metrics"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/text"
 	"github.com/vitbert/vitbert/train"
@@ -316,9 +316,9 @@ func (e *evaluator) run() (Metrics, error) {
 		for _, name := range e.def.Metrics {
 			var v float64
 			if e.def.Kind == model.HeadRegress {
-				v, err = eval.Regression(name, o.predScore, o.goldScore)
+				v, err = metrics.Regression(name, o.predScore, o.goldScore)
 			} else {
-				v, err = eval.Classification(name, o.predClass, o.goldClass)
+				v, err = metrics.Classification(name, o.predClass, o.goldClass)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("split %s: %s: %w", s.split, name, err)
@@ -356,15 +356,24 @@ type Meta struct {
 
 // ReadMeta reads dir/finetune.json.
 func ReadMeta(dir string) (*Meta, error) {
-	b, err := os.ReadFile(filepath.Join(dir, MetaFile))
-	if err != nil {
+	var m Meta
+	if err := readJSON(filepath.Join(dir, MetaFile), &m); err != nil {
 		return nil, err
 	}
-	var m Meta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, MetaFile), err)
-	}
 	return &m, nil
+}
+
+// readJSON decodes the JSON file at path into v; a read error is returned as
+// is, a parse error names the file.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
 }
 
 // tokenizerFiles are copied with a model so that it keeps its vocabulary.

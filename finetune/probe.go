@@ -9,7 +9,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/vitbert/vitbert/checkpoint"
-	"github.com/vitbert/vitbert/eval"
+	"github.com/vitbert/vitbert/metrics"
 	"github.com/vitbert/vitbert/model"
 )
 
@@ -135,7 +135,7 @@ func runProbe(ctx context.Context, backend compute.Backend, p *prepared, opt *Op
 		m := Metrics{}
 		pred := sm.predict(xval)
 		for _, name := range def.Metrics {
-			if m[name], err = eval.Classification(name, pred, y[1]); err != nil {
+			if m[name], err = metrics.Classification(name, pred, y[1]); err != nil {
 				return nil, err
 			}
 		}

@@ -568,13 +568,9 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) (*
 }
 
 func readResult(dir string) (*Result, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ResultFile))
-	if err != nil {
-		return nil, err
-	}
 	var res Result
-	if err := json.Unmarshal(b, &res); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ResultFile), err)
+	if err := readJSON(filepath.Join(dir, ResultFile), &res); err != nil {
+		return nil, err
 	}
 	return &res, nil
 }

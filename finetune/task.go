@@ -9,7 +9,7 @@ import (
 
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
-	"github.com/vitbert/vitbert/eval"
+	"github.com/vitbert/vitbert/metrics"
 	"github.com/vitbert/vitbert/model"
 )
 
@@ -69,7 +69,7 @@ type taskDef struct {
 
 // The built-in tasks: images, the embedded and labelled text sets, GLUE.
 func init() {
-	acc := []string{eval.MetricAccuracy}
+	acc := []string{metrics.MetricAccuracy}
 	img := func(name string, data bool, aliases ...string) *taskEntry {
 		return &taskEntry{def: taskDef{Name: name, Modality: "image", Kind: model.HeadClassify, Metrics: acc,
 			TestSplits: []string{"test"}, needsData: data}, aliases: aliases, open: openImageTask}
@@ -82,7 +82,7 @@ func init() {
 		img(TaskCIFAR100, true, "cifar-100"),
 		img(TaskImageFolder, true, "image-folder"),
 		{def: taskDef{Name: TaskEmbeddedText, Modality: "text", Kind: model.HeadClassify,
-			Metrics: []string{eval.MetricAccuracy, eval.MetricF1}, TestSplits: []string{"test"}},
+			Metrics: []string{metrics.MetricAccuracy, metrics.MetricF1}, TestSplits: []string{"test"}},
 			aliases: []string{"embedded-texts", "spam"}, open: openEmbeddedText},
 		// Metrics and splits depend on the data (binary or not; which
 		// splits exist): see openLabelled.
@@ -303,9 +303,9 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 			splits["train"], splits["test"] = holdOutText(tr)
 		}
 	default:
-		dirs, err := subdirs(path)
+		dirs, err := texts.Subdirs(os.DirFS(path), ".")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading %s: %w", path, err)
 		}
 		if contains(dirs, "train") {
 			if splits, err = texts.ReadLabelledSplits(path); err != nil {
@@ -338,7 +338,7 @@ func openLabelled(def *taskDef, path string) (*taskData, error) {
 		return nil, fmt.Errorf("labelled data %s: no held-out split (want test or one of %s beside train)", path, strings.Join(validationNames, ", "))
 	}
 	if len(tr.Classes) == 2 {
-		d.Metrics = []string{eval.MetricAccuracy, eval.MetricF1}
+		d.Metrics = []string{metrics.MetricAccuracy, metrics.MetricF1}
 	}
 	return labelledData(&d, tr.Classes, splits), nil
 }
@@ -480,20 +480,6 @@ func (t *taskData) loadTexts(split string) (*textSplit, error) {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
-}
-
-func subdirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
 }
 
 func contains(list []string, s string) bool {

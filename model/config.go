@@ -12,9 +12,7 @@
 package model
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 )
 
 // Norm placement in each encoder block.
@@ -193,29 +191,4 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-// Save writes the configuration as indented JSON.
-func (c *Config) Save(path string) error {
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// LoadConfig reads and validates a configuration written by Save.
-func LoadConfig(path string) (Config, error) {
-	var c Config
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return c, err
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("parsing %s: %w", path, err)
-	}
-	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
 }

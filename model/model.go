@@ -12,7 +12,6 @@ import (
 	"github.com/gomlx/gomlx/ml/layers/attention"
 	"github.com/gomlx/gomlx/ml/layers/norm"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/ml/model/initializer"
 )
 
 // Scope names of the parts of the model; the training code relies on them.
@@ -47,12 +46,6 @@ func mustActivation(name string) activation.Type {
 		panic(err)
 	}
 	return a
-}
-
-// WithInit returns the scope with the model's initialiser: N(0, 0.02) for
-// weights; LayerNorm gains and biases keep their own (one and zero).
-func WithInit(scope *mlmodel.Scope) *mlmodel.Scope {
-	return scope.WithInitializer(initializer.RandomNormalFn(scope, InitStddev))
 }
 
 // dense is a linear layer with PyTorch's [out, in] weight layout, so imported

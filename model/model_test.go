@@ -40,7 +40,6 @@ func TestVariablesMatchGraph(t *testing.T) {
 			}
 			nBefore := store.NumVariables()
 			e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, ids, seg, mask, pos, pixels *Node) (*Node, *Node) {
-				scope = WithInit(scope)
 				h := c.EncodeText(scope, ids, seg, mask)
 				mh, _ := c.Head("mlm")
 				ml := c.HeadLogits(scope, mh, GatherPositions(h, pos))

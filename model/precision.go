@@ -52,11 +52,6 @@ func SetPrecision(store *mlmodel.Store, p Precision) {
 	store.SetParam("/"+precisionParam, string(p))
 }
 
-// GetPrecision returns the precision set on the store (f32 when none).
-func GetPrecision(store *mlmodel.Store) Precision {
-	return precisionOf(store.RootScope())
-}
-
 func precisionOf(scope *mlmodel.Scope) Precision {
 	v, ok := scope.GetParam(precisionParam)
 	if !ok {

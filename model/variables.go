@@ -70,16 +70,3 @@ func Variables(c *Config) []VarSpec {
 	}
 	return vs
 }
-
-// NumParameters counts the scalars in Variables(c).
-func NumParameters(c *Config) int {
-	n := 0
-	for _, v := range Variables(c) {
-		k := 1
-		for _, d := range v.Shape {
-			k *= d
-		}
-		n += k
-	}
-	return n
-}

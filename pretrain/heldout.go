@@ -19,6 +19,7 @@ import (
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/text"
 	"github.com/vitbert/vitbert/train"
 )
 
@@ -116,11 +117,7 @@ func unigramStats(train, heldOut []texts.Sequence, isSpecial func(int32) bool, v
 		}
 	}
 	n := float64(st.Tokens)
-	for _, c := range counts {
-		if c > 0 {
-			st.Entropy -= c / n * math.Log(c/n)
-		}
-	}
+	st.Entropy = text.EntropyOfCounts(counts)
 	m := 0
 	for _, s := range heldOut {
 		for _, id := range s.IDs {

@@ -28,7 +28,6 @@ type Options struct {
 	Resume   bool      // continue from the latest checkpoint in OutDir
 	Progress io.Writer // progress bar (nil: stderr)
 	Quiet    bool
-	Signals  bool // save a checkpoint on SIGINT/SIGTERM
 	// StopAfter, if positive, ends the run (with a checkpoint) after that
 	// many steps, as an interruption would, without changing the schedule.
 	StopAfter int
@@ -234,7 +233,7 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 		OutDir: opt.OutDir, TotalSteps: total, CheckpointEvery: c.CheckpointEvery,
 		KeepCheckpoints: c.KeepCheckpoints, LogEvery: c.LogEvery, BatchSize: batch, RunConfig: c,
 		EvalEvery: c.EvalEvery, Evaluate: s.evaluate,
-		Progress: opt.Progress, Quiet: opt.Quiet, CatchSignals: opt.Signals,
+		Progress: opt.Progress, Quiet: opt.Quiet,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ func microPlan(t *testing.T) Plan {
 	m.Hidden, m.Layers, m.Heads, m.MLP, m.MaxTextLength, m.PatchSize = 32, 1, 2, 64, 32, 7
 	p.Pretrain.Steps, p.Pretrain.TextBatch, p.Pretrain.ImageBatch = 12, 4, 4
 	p.FinetuneSteps, p.FinetuneBatch, p.EvalEvery, p.Probes = 4, 8, 0, 2
+	p.Seeds, p.Protocols = []int{1}, nil // full fine-tuning, one seed
 	return p
 }
 
@@ -62,7 +63,8 @@ func TestReproduceResumesAfterInterrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| joint + KD + GM |", "| from scratch |", "figures/masks_joint-gm.png", "figures/activations_joint-gm.png", "finetune/joint/spamassassin/"} {
+	for _, want := range []string{"| joint + KD + GM |", "| from scratch |", "figures/masks_joint-gm.png", "figures/activations_joint-gm.png", "finetune/joint/spamassassin/",
+		"### The paper's claims", "| **C1** joint pre-training beats training from scratch", "## Held-out pre-training metrics", "figures/heldout_mlm.png"} {
 		if !strings.Contains(string(rep), want) {
 			t.Errorf("report.md lacks %q", want)
 		}

@@ -7,12 +7,12 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // benchLossFn: a text and an image input through a shared 4-layer MLP of
 // width 256 and a 10-way head each.
-func benchLossFn(scope *model.Scope, g *Graph, in []*Node) Losses {
+func benchLossFn(scope *mlmodel.Scope, g *Graph, in []*Node) Losses {
 	encoder := func(x *Node) *Node {
 		for i := range 4 {
 			x = Tanh(layers.Dense(scope.At("encoder").At("layer_%d", i), x, true, 256))
@@ -44,7 +44,7 @@ func benchmarkStep(b *testing.B, masking bool) {
 	if masking {
 		cfg.Mask = MaskConfig{Enabled: true, FinalSparsity: 0.5, Increment: 0.1, StartStep: 1 << 20, EndStep: 1 << 21}
 	}
-	tr, err := NewTrainer(testBackend(), model.NewStore(), benchLossFn, cfg)
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), benchLossFn, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func BenchmarkStepGradientMasking(b *testing.B) { benchmarkStep(b, true) }
 func BenchmarkMaskUpdate(b *testing.B) {
 	cfg := Config{Optimizer: DefaultOptimizerConfig(1 << 30), Seed: 1,
 		Mask: MaskConfig{Enabled: true, FinalSparsity: 0.9, Increment: 0.001, StartStep: 0, EndStep: 1 << 20, Ranking: RankGlobal}}
-	tr, err := NewTrainer(testBackend(), model.NewStore(), benchLossFn, cfg)
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), benchLossFn, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/safetensors"
 )
@@ -75,7 +75,7 @@ func CheckpointName(step int) string { return fmt.Sprintf("%s%07d", checkpointPr
 
 // SaveVariables writes every variable of the store to path as safetensors.
 // The metadata records which variables are not trainable.
-func SaveVariables(path string, store *model.Store) (int, error) {
+func SaveVariables(path string, store *mlmodel.Store) (int, error) {
 	var entries []*safetensors.Tensor
 	var nonTrainable []string
 	for v := range store.IterVariables() {
@@ -109,7 +109,7 @@ func SaveVariables(path string, store *model.Store) (int, error) {
 // store: existing variables get the saved value (the shapes must match),
 // missing ones are created (in file order, which is the saved store order)
 // with the saved trainable flag, ready for the graphs that will use them.
-func LoadVariables(path string, store *model.Store) error {
+func LoadVariables(path string, store *mlmodel.Store) error {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ func LoadVariables(path string, store *model.Store) error {
 }
 
 // setVariables puts a read file's tensors into the store (see LoadVariables).
-func setVariables(path string, f *safetensors.File, store *model.Store) error {
+func setVariables(path string, f *safetensors.File, store *mlmodel.Store) error {
 	nonTrainable := map[string]bool{}
 	if s, ok := f.Metadata["non_trainable"]; ok {
 		var names []string
@@ -158,7 +158,7 @@ func setVariables(path string, f *safetensors.File, store *model.Store) error {
 // (see atomicfs.WriteDir). A previous checkpoint of the same step is
 // replaced. keep > 0 deletes all but the newest keep checkpoints afterwards.
 // It returns the checkpoint directory.
-func WriteCheckpoint(root string, store *model.Store, state *CheckpointState, keep int) (string, error) {
+func WriteCheckpoint(root string, store *mlmodel.Store, state *CheckpointState, keep int) (string, error) {
 	final := filepath.Join(root, CheckpointName(state.Step))
 	err := atomicfs.WriteDir(final, func(tmp string) error {
 		n, err := SaveVariables(filepath.Join(tmp, VariablesFile), store)
@@ -278,7 +278,7 @@ func ReadCheckpointState(dir string) (*CheckpointState, error) {
 // A checkpoint whose files cannot be read (missing, truncated, not JSON)
 // gives an error that matches errDamaged; one that does not fit the store
 // (another model) does not.
-func LoadCheckpoint(dir string, store *model.Store) (*CheckpointState, error) {
+func LoadCheckpoint(dir string, store *mlmodel.Store) (*CheckpointState, error) {
 	st, err := ReadCheckpointState(dir)
 	if err != nil {
 		return nil, &damagedError{err}

@@ -8,17 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 func TestVariablesRoundTripKeepOrderAndTrainable(t *testing.T) {
-	store := model.NewStore()
+	store := mlmodel.NewStore()
 	a, _ := store.CreateVariable("/encoder/a", tensors.FromValue([]float32{1, 2}))
 	b, _ := store.CreateVariable("/gradmask/mask/encoder/a", tensors.FromValue([]float32{1, 0}))
 	b.SetTrainable(false)
@@ -29,7 +30,7 @@ func TestVariablesRoundTripKeepOrderAndTrainable(t *testing.T) {
 	if n, err := SaveVariables(path, store); err != nil || n != 3 {
 		t.Fatalf("saved %d, %v", n, err)
 	}
-	restored := model.NewStore()
+	restored := mlmodel.NewStore()
 	if err := LoadVariables(path, restored); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestVariablesRoundTripKeepOrderAndTrainable(t *testing.T) {
 		t.Errorf("order %v", order)
 	}
 	// A shape mismatch with an existing variable is an error naming the variable.
-	bad := model.NewStore()
+	bad := mlmodel.NewStore()
 	_, _ = bad.CreateVariable("/encoder/a", tensors.FromValue([]float32{1, 2, 3}))
 	if err := LoadVariables(path, bad); err == nil || !strings.Contains(err.Error(), "/encoder/a") {
 		t.Errorf("got %v, want a shape error naming /encoder/a", err)
@@ -56,7 +57,7 @@ func TestVariablesRoundTripKeepOrderAndTrainable(t *testing.T) {
 // complete and no new or temporary directory behind.
 func TestCheckpointWriteIsAtomic(t *testing.T) {
 	root := t.TempDir()
-	store := model.NewStore()
+	store := mlmodel.NewStore()
 	v, _ := store.CreateVariable("/encoder/a", tensors.FromValue([]float32{1, 2}))
 	if _, err := WriteCheckpoint(root, store, &CheckpointState{Step: 2, Data: json.RawMessage(`{"pos":2}`)}, 0); err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func TestCheckpointWriteIsAtomic(t *testing.T) {
 			t.Fatalf("stage %s: directory holds %v, want only step-0000002", stage, names)
 		}
 	}
-	restored := model.NewStore()
+	restored := mlmodel.NewStore()
 	st, err := LoadCheckpoint(filepath.Join(root, "step-0000002"), restored)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func resumeConfig() Config {
 func TestResumeMatchesUninterruptedRun(t *testing.T) {
 	o := toyOpts{text: true, image: true, dropout: 0.3}
 	newLoop := func(out string, total int, rng *HostRNG) (*Loop, *toyData) {
-		tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(o), resumeConfig())
+		tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), toyLossFn(o), resumeConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +232,7 @@ func TestResumeMatchesUninterruptedRun(t *testing.T) {
 // A non-finite loss stops the run with a message naming the step and the
 // loss; the checkpoints written before stay, and nothing is written after.
 func TestLoopStopsOnNonFiniteLoss(t *testing.T) {
-	tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(toyOpts{text: true, image: true}), noClipConfig())
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), toyLossFn(toyOpts{text: true, image: true}), noClipConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestLoopStopsOnNonFiniteLoss(t *testing.T) {
 	if steps, _ := ListCheckpoints(loop.CheckpointRoot()); !intsEqual(steps, []int{2, 4}) {
 		t.Errorf("checkpoints %v, want [2 4]", steps)
 	}
-	restored := model.NewStore()
+	restored := mlmodel.NewStore()
 	if _, err := LoadCheckpoint(filepath.Join(dir, CheckpointsDir, "step-0000004"), restored); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func TestLoopStopsOnNonFiniteLoss(t *testing.T) {
 // Cancelling the context (as SIGINT does) saves a checkpoint and returns
 // ErrInterrupted.
 func TestLoopInterruptSavesCheckpoint(t *testing.T) {
-	tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(toyOpts{text: true, image: true}), noClipConfig())
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), toyLossFn(toyOpts{text: true, image: true}), noClipConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,4 +336,35 @@ func compactJSON(t *testing.T, raw json.RawMessage) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// HostRNG is a resumable random number generator (PCG): host state that a
+// checkpoint saves through LoopConfig.HostState.
+type HostRNG struct {
+	*rand.Rand
+	pcg *rand.PCG
+}
+
+// NewHostRNG returns a HostRNG seeded with (seed, stream).
+func NewHostRNG(seed, stream uint64) *HostRNG {
+	pcg := rand.NewPCG(seed, stream)
+	return &HostRNG{Rand: rand.New(pcg), pcg: pcg}
+}
+
+// State implements Stateful.
+func (r *HostRNG) State() (json.RawMessage, error) {
+	b, err := r.pcg.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(b)
+}
+
+// Restore implements Stateful.
+func (r *HostRNG) Restore(state json.RawMessage) error {
+	var b []byte
+	if err := json.Unmarshal(state, &b); err != nil {
+		return fmt.Errorf("host RNG state: %w", err)
+	}
+	return r.pcg.UnmarshalBinary(b)
 }

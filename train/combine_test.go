@@ -8,7 +8,7 @@ import (
 
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // combineVectors runs CombineConfig.combineShared on task gradients given as
@@ -365,7 +365,7 @@ func TestDataParallelCombineRules(t *testing.T) {
 		cfg.Seed = 0
 		cfg.Combine = cc
 		cfg.DiagnosticsEvery = 1
-		run := func(devices int, mesh bool) ([]*StepResult, *model.Store) {
+		run := func(devices int, mesh bool) ([]*StepResult, *mlmodel.Store) {
 			store, err := base.Clone()
 			if err != nil {
 				t.Fatal(err)

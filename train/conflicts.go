@@ -7,7 +7,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // Gradient-conflict diagnostics (Config.DiagnosticsEvery): on every K-th
@@ -78,7 +78,7 @@ const conflictColumns = 5
 
 // blockGroups groups params by block (key), blocks in order of first
 // appearance.
-func blockGroups(params []*model.Variable, key func(path string) string) []rankGroup {
+func blockGroups(params []*mlmodel.Variable, key func(path string) string) []rankGroup {
 	var out []rankGroup
 	index := map[string]int{}
 	for i, p := range params {

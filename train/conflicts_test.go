@@ -12,7 +12,7 @@ import (
 
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // By hand: gt = (1, 0, 2), gi = (−1, 1, 3) in one group. Entrywise products
@@ -179,7 +179,7 @@ func TestCombineRulesResumeAndConflictsFile(t *testing.T) {
 		cfg.Combine = cc
 		cfg.DiagnosticsEvery = 2
 		newLoop := func(out string, total int) *Loop {
-			tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(o), cfg)
+			tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), toyLossFn(o), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,7 +18,7 @@
 //   - loop.go, checkpoint.go: the loop with progress bar,
 //     metrics.jsonl and masks.jsonl, atomic checkpoints and exact resume.
 //
-// The model side supplies a LossFn. Every variable lives in one model.Store:
+// The model side supplies a LossFn. Every variable lives in one GoMLX store (mlmodel.Store):
 // "/encoder/..." is the shared encoder, "/text/..." and "/image/..." the
 // modality-specific tokenizers, "/heads/<name>/..." the task heads. The
 // trainer adds its own non-trainable state under "/optimizer" (step and

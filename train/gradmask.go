@@ -11,7 +11,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // Gradient masking (docs/method.md, "Gradient masking"). For every parameter θ of
@@ -201,15 +201,15 @@ type MaskReport struct {
 // side of the schedule. It is created by the Trainer when masking is enabled.
 type GradMask struct {
 	cfg    MaskConfig
-	store  *model.Store
-	params []*model.Variable // shared parameters, in store order
+	store  *mlmodel.Store
+	params []*mlmodel.Variable // shared parameters, in store order
 
 	// sparsity caches the overall share of zeros: it changes only at updates.
 	sparsity      float64
 	sparsityKnown bool
 }
 
-func newGradMask(store *model.Store, cfg MaskConfig) *GradMask {
+func newGradMask(store *mlmodel.Store, cfg MaskConfig) *GradMask {
 	return &GradMask{cfg: cfg, store: store}
 }
 
@@ -218,18 +218,18 @@ func (m *GradMask) Config() MaskConfig { return m.cfg }
 
 // Params returns the shared parameters the masks belong to (known after the
 // first step is compiled).
-func (m *GradMask) Params() []*model.Variable { return slices.Clone(m.params) }
+func (m *GradMask) Params() []*mlmodel.Variable { return slices.Clone(m.params) }
 
 // MaskVariable returns the mask variable of a shared parameter (nil before
 // the step is compiled).
-func (m *GradMask) MaskVariable(param *model.Variable) *model.Variable {
+func (m *GradMask) MaskVariable(param *mlmodel.Variable) *mlmodel.Variable {
 	return m.store.GetVariable(maskScope + param.Path())
 }
 
 // maskVariable returns the mask variable at fullPath, creating it all true
 // (every entry keeps the text gradient) when missing. Masks restored from
 // older checkpoints may be float32 0/1: both dtypes work.
-func (m *GradMask) maskVariable(fullPath string, dims []int) *model.Variable {
+func (m *GradMask) maskVariable(fullPath string, dims []int) *mlmodel.Variable {
 	v := m.store.GetVariable(fullPath)
 	if v == nil {
 		ones := make([]bool, shapes.Make(dtypes.Bool, dims...).Size())
@@ -249,7 +249,7 @@ func (m *GradMask) maskVariable(fullPath string, dims []int) *model.Variable {
 
 // MaskValues returns the mask of a shared parameter as 0/1 values (1 keeps
 // the text gradient).
-func (m *GradMask) MaskValues(param *model.Variable) ([]float32, error) {
+func (m *GradMask) MaskValues(param *mlmodel.Variable) ([]float32, error) {
 	v := m.MaskVariable(param)
 	if v == nil {
 		return nil, fmt.Errorf("gradient mask: no mask variable for %s", param.Path())
@@ -258,7 +258,7 @@ func (m *GradMask) MaskValues(param *model.Variable) ([]float32, error) {
 }
 
 // SetMaskValues sets the mask of a shared parameter from 0/1 values.
-func (m *GradMask) SetMaskValues(param *model.Variable, values []float32) error {
+func (m *GradMask) SetMaskValues(param *mlmodel.Variable, values []float32) error {
 	v := m.MaskVariable(param)
 	if v == nil {
 		return fmt.Errorf("gradient mask: no mask variable for %s", param.Path())
@@ -266,7 +266,7 @@ func (m *GradMask) SetMaskValues(param *model.Variable, values []float32) error 
 	return writeMask(v, values)
 }
 
-func readMask(v *model.Variable) ([]float32, error) {
+func readMask(v *mlmodel.Variable) ([]float32, error) {
 	if v.DType() != dtypes.Bool {
 		return readFloat32(v)
 	}
@@ -287,7 +287,7 @@ func readMask(v *model.Variable) ([]float32, error) {
 	return out, nil
 }
 
-func writeMask(v *model.Variable, values []float32) error {
+func writeMask(v *mlmodel.Variable, values []float32) error {
 	dims := v.Shape().Dimensions
 	if len(values) != v.Shape().Size() {
 		return fmt.Errorf("mask of %s: %d values for shape %v", v.Path(), len(values), dims)
@@ -311,7 +311,7 @@ func writeMask(v *model.Variable, values []float32) error {
 // combineGraph builds g = M⊙gt + (1−M)⊙gi when masked, else gt + gi, for the
 // shared parameters params, whose text and image gradients are gt and gi.
 // It declares the masks and the switch either way.
-func (m *GradMask) combineGraph(g *Graph, params []*model.Variable, gt, gi []*Node, masked bool) []*Node {
+func (m *GradMask) combineGraph(g *Graph, params []*mlmodel.Variable, gt, gi []*Node, masked bool) []*Node {
 	m.params = slices.Clone(params)
 	m.sparsityKnown = false
 	zerosVariable(m.store, maskActivePath, shapes.Make(dtypes.Float32))
@@ -350,7 +350,7 @@ func (m *GradMask) isActive() (bool, error) {
 // accumulateGraph adds |∇L_txt| to the accumulators and 1 to the step count,
 // when ok (bool scalar) holds. With accumulate false (no update ahead) it
 // only declares the variables.
-func (m *GradMask) accumulateGraph(ok *Node, params []*model.Variable, gt []*Node, accumulate bool) {
+func (m *GradMask) accumulateGraph(ok *Node, params []*mlmodel.Variable, gt []*Node, accumulate bool) {
 	g := ok.Graph()
 	countVar := zerosVariable(m.store, maskCountPath, shapes.Make(dtypes.Float32))
 	if !accumulate {
@@ -368,7 +368,7 @@ func (m *GradMask) accumulateGraph(ok *Node, params []*model.Variable, gt []*Nod
 	}
 }
 
-func float32Shape(v *model.Variable) shapes.Shape {
+func float32Shape(v *mlmodel.Variable) shapes.Shape {
 	s := v.Shape().Clone()
 	s.DType = dtypes.Float32
 	return s
@@ -399,7 +399,7 @@ func (m *GradMask) groups() []rankGroup {
 	}
 }
 
-func readFloat32(v *model.Variable) ([]float32, error) {
+func readFloat32(v *mlmodel.Variable) ([]float32, error) {
 	t, err := v.Value()
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)

@@ -8,12 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -33,37 +30,6 @@ type Stateful interface {
 type Batches interface {
 	Stateful
 	Next() ([]*tensors.Tensor, error)
-}
-
-// HostRNG is a resumable host random number generator (PCG) for data-side
-// randomness (MLM masking, augmentation, shuffling).
-type HostRNG struct {
-	*rand.Rand
-	pcg *rand.PCG
-}
-
-// NewHostRNG returns a HostRNG seeded with (seed, stream).
-func NewHostRNG(seed, stream uint64) *HostRNG {
-	pcg := rand.NewPCG(seed, stream)
-	return &HostRNG{Rand: rand.New(pcg), pcg: pcg}
-}
-
-// State implements Stateful.
-func (r *HostRNG) State() (json.RawMessage, error) {
-	b, err := r.pcg.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(b)
-}
-
-// Restore implements Stateful.
-func (r *HostRNG) Restore(state json.RawMessage) error {
-	var b []byte
-	if err := json.Unmarshal(state, &b); err != nil {
-		return fmt.Errorf("host RNG state: %w", err)
-	}
-	return r.pcg.UnmarshalBinary(b)
 }
 
 // LoopConfig configures a training run.
@@ -90,8 +56,6 @@ type LoopConfig struct {
 	// Log receives the loop's notes besides progress (a damaged checkpoint
 	// skipped on resume; nil: standard error), shown even when Quiet.
 	Log io.Writer
-	// CatchSignals makes SIGINT and SIGTERM save a checkpoint and stop.
-	CatchSignals bool
 	// Evaluate, if set, is called after every EvalEvery-th step and after
 	// the last one; the metrics it returns join that step's metrics line.
 	Evaluate  func(step int) (map[string]float64, error)
@@ -145,10 +109,6 @@ func NewLoop(trainer *Trainer, data Batches, cfg LoopConfig) (*Loop, error) {
 
 // CheckpointRoot is OutDir/checkpoints.
 func (l *Loop) CheckpointRoot() string { return filepath.Join(l.cfg.OutDir, CheckpointsDir) }
-
-// LastCheckpoint returns the directory of the last checkpoint written or
-// restored ("" if none).
-func (l *Loop) LastCheckpoint() string { return l.lastCheckpoint }
 
 // state gathers the host state for a checkpoint.
 func (l *Loop) state(step int) (*CheckpointState, error) {
@@ -416,13 +376,8 @@ func (l *Loop) metricsLine(res *StepResult, elapsed time.Duration, stepsPerSec f
 
 // Run trains until TotalSteps. It stops early, without checkpointing, on a
 // non-finite loss (the last good checkpoint stays as it was), and with a
-// checkpoint on a cancelled context or, with CatchSignals, SIGINT/SIGTERM.
+// checkpoint on a cancelled context (the command cancels it on SIGINT/SIGTERM).
 func (l *Loop) Run(ctx context.Context) (err error) {
-	if l.cfg.CatchSignals {
-		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-		defer stop()
-	}
 	release, err := LockDir(l.cfg.OutDir)
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // DecaySchedule names the learning-rate decay that follows the warm-up.
@@ -58,7 +58,7 @@ type OptimizerConfig struct {
 	// (DefaultNoDecay) exempts every tensor of rank ≤ 1: biases, LayerNorm gains
 	// and offsets (the embedding LayerNorm included), as BERT does; weight
 	// matrices and embedding tables are decayed.
-	NoDecay func(v *model.Variable) bool `json:"-"`
+	NoDecay func(v *mlmodel.Variable) bool `json:"-"`
 }
 
 // DefaultOptimizerConfig returns BERT-like defaults: peak 1e-4, cosine decay to
@@ -79,7 +79,7 @@ func DefaultOptimizerConfig(totalSteps int) OptimizerConfig {
 
 // DefaultNoDecay exempts tensors of rank ≤ 1 (biases, LayerNorm parameters)
 // from weight decay.
-func DefaultNoDecay(v *model.Variable) bool { return v.Shape().Rank() <= 1 }
+func DefaultNoDecay(v *mlmodel.Variable) bool { return v.Shape().Rank() <= 1 }
 
 // Validate checks the configuration.
 func (c *OptimizerConfig) Validate() error {
@@ -193,7 +193,7 @@ func clipScale(norm *Node, clip float64) *Node {
 
 // zerosVariable returns the non-trainable variable at fullPath, creating it
 // with zeros of the given shape if needed.
-func zerosVariable(store *model.Store, fullPath string, shape shapes.Shape) *model.Variable {
+func zerosVariable(store *mlmodel.Store, fullPath string, shape shapes.Shape) *mlmodel.Variable {
 	v := store.GetVariable(fullPath)
 	if v == nil {
 		v = store.VariableWithValue(fullPath, tensors.FromShape(shape))
@@ -205,7 +205,7 @@ func zerosVariable(store *model.Store, fullPath string, shape shapes.Shape) *mod
 }
 
 // stepVariable returns the int64 scalar counting completed updates.
-func stepVariable(store *model.Store) *model.Variable {
+func stepVariable(store *mlmodel.Store) *mlmodel.Variable {
 	return zerosVariable(store, StepVariablePath, shapes.Make(dtypes.Int64))
 }
 
@@ -226,9 +226,9 @@ func stepVariable(store *model.Store) *model.Variable {
 // ok gate into the coefficients (β = 1, lr = 0 when false) and one select on
 // the gradient. On the pure-Go backend every element-wise operation is a
 // pass over memory, and the optimiser touches every parameter.
-func (c *OptimizerConfig) adamWUpdate(params []*model.Variable, grads []*Node, scale, ok *Node) *Node {
+func (c *OptimizerConfig) adamWUpdate(params []*mlmodel.Variable, grads []*Node, scale, ok *Node) *Node {
 	g := ok.Graph()
-	store := model.GetStore(g)
+	store := mlmodel.GetStore(g)
 	stepVar := stepVariable(store)
 	step := stepVar.NodeValue(g)
 	lr64 := c.learningRateGraph(step)

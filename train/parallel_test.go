@@ -12,7 +12,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // The batch is split along axis 0 into contiguous, equal slices, one per
@@ -136,24 +136,24 @@ func TestNewTrainerRefusesUnavailableDevices(t *testing.T) {
 	lossFn := toyLossFn(toyOpts{text: true, image: true})
 	cfg := noClipConfig()
 	cfg.Devices = b.NumDevices() + 1
-	_, err := NewTrainer(b, model.NewStore(), lossFn, cfg)
+	_, err := NewTrainer(b, mlmodel.NewStore(), lossFn, cfg)
 	if err == nil || !strings.Contains(err.Error(), "has 1 device(s)") {
 		t.Errorf("devices %d: error %v", cfg.Devices, err)
 	}
 	cfg.Devices = -1
-	if _, err := NewTrainer(b, model.NewStore(), lossFn, cfg); err == nil || !strings.Contains(err.Error(), "devices must be >= 0") {
+	if _, err := NewTrainer(b, mlmodel.NewStore(), lossFn, cfg); err == nil || !strings.Contains(err.Error(), "devices must be >= 0") {
 		t.Errorf("devices -1: error %v", err)
 	}
 	// The pure-Go backend's builder refuses AutoSharding even on one device.
 	cfg.Devices, cfg.Mesh = 1, true
-	_, err = NewTrainer(b, model.NewStore(), lossFn, cfg)
+	_, err = NewTrainer(b, mlmodel.NewStore(), lossFn, cfg)
 	if err == nil || !strings.Contains(err.Error(), "cannot run a distributed (AutoSharding) step over 1 device(s)") {
 		t.Errorf("one-device mesh on the go backend: error %v, want the distributed step refused "+
 			"(if the go backend now runs it, TestDataParallelMatchesSingleDevice runs on it)", err)
 	}
 	// The plain step is unaffected: devices 1 without a mesh compiles nothing distributed.
 	cfg.Mesh = false
-	tr, err := NewTrainer(b, model.NewStore(), lossFn, cfg)
+	tr, err := NewTrainer(b, mlmodel.NewStore(), lossFn, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,13 +180,13 @@ func dpBackend(t *testing.T) compute.Backend {
 // initialisedToyStore returns a store holding the toy model's variables,
 // initialised once on the pure-Go backend (so that every trainer compared
 // starts from the same weights, whatever backend it runs on).
-func initialisedToyStore(t *testing.T, lossFn LossFn, batch []*tensors.Tensor) *model.Store {
+func initialisedToyStore(t *testing.T, lossFn LossFn, batch []*tensors.Tensor) *mlmodel.Store {
 	t.Helper()
-	store := model.NewStore()
+	store := mlmodel.NewStore()
 	if err := store.SetRNGStateFromSeed(11); err != nil {
 		t.Fatal(err)
 	}
-	exec, err := model.NewExec(testBackend(), store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+	exec, err := mlmodel.NewExec(testBackend(), store, func(scope *mlmodel.Scope, g *Graph, in []*Node) []*Node {
 		l := lossFn(scope, g, in)
 		return []*Node{l.Text, l.Image}
 	})
@@ -223,7 +223,7 @@ func TestDataParallelMatchesSingleDevice(t *testing.T) {
 	const steps = 6
 	base := initialisedToyStore(t, lossFn, toyBatchAt(0))
 
-	run := func(devices int, mesh bool) ([]*StepResult, *model.Store) {
+	run := func(devices int, mesh bool) ([]*StepResult, *mlmodel.Store) {
 		store, err := base.Clone()
 		if err != nil {
 			t.Fatal(err)
@@ -311,7 +311,7 @@ type storeDiff struct {
 // diffStores compares every variable of want with got's: the gradient
 // masks (bool, or float32 0/1 from older checkpoints) exactly, entry by
 // entry; the float variables within tol relative (absolute below 1).
-func diffStores(got, want *model.Store, tol float64) (*storeDiff, error) {
+func diffStores(got, want *mlmodel.Store, tol float64) (*storeDiff, error) {
 	d := &storeDiff{}
 	for v := range want.IterVariables() {
 		gv := got.GetVariable(v.Path())
@@ -379,7 +379,7 @@ func diffStores(got, want *model.Store, tol float64) (*storeDiff, error) {
 func TestDiffStoresSeesMaskAndWeightChanges(t *testing.T) {
 	cfg := noClipConfig()
 	cfg.Mask = MaskConfig{Enabled: true, FinalSparsity: 0.5, Increment: 0.25, StartStep: 0, EndStep: 4}
-	store := model.NewStore()
+	store := mlmodel.NewStore()
 	tr, err := NewTrainer(testBackend(), store, toyLossFn(toyOpts{text: true, image: true}), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +425,7 @@ func TestDiffStoresSeesMaskAndWeightChanges(t *testing.T) {
 	}
 }
 
-func mustValue(t *testing.T, v *model.Variable) *tensors.Tensor {
+func mustValue(t *testing.T, v *mlmodel.Variable) *tensors.Tensor {
 	t.Helper()
 	x, err := v.Value()
 	if err != nil {

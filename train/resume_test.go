@@ -13,13 +13,13 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // newResumeLoop is a masked toy loop writing into out, checkpointing every 3 steps.
 func newResumeLoop(t *testing.T, out string, total int, log *bytes.Buffer) (*Loop, *toyData) {
 	t.Helper()
-	tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(toyOpts{text: true, image: true}), resumeConfig())
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), toyLossFn(toyOpts{text: true, image: true}), resumeConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestResumeOfAnotherModelIsNotDamage(t *testing.T) {
 		name = v.Path()
 		break
 	}
-	store := model.NewStore()
+	store := mlmodel.NewStore()
 	if _, err := store.CreateVariable(name, tensors.FromValue([]float32{1, 2, 3, 4, 5, 6, 7})); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestResumeOfAnotherModelIsNotDamage(t *testing.T) {
 // lines (the first step, then one per PlainInterval, and the last), never a
 // bar's carriage returns.
 func TestProgressIsPlainLinesOffATerminal(t *testing.T) {
-	tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(toyOpts{text: true, image: true}), resumeConfig())
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), toyLossFn(toyOpts{text: true, image: true}), resumeConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // The toy model follows the scope contract of the real one: a shared
@@ -29,7 +29,7 @@ type toyOpts struct {
 const toyBatch, toyFeatures, toyClasses = 4, 3, 3
 
 func toyLossFn(o toyOpts) LossFn {
-	return func(scope *model.Scope, g *Graph, in []*Node) Losses {
+	return func(scope *mlmodel.Scope, g *Graph, in []*Node) Losses {
 		encoder := func(x *Node) *Node {
 			enc := scope.At("encoder")
 			h := Tanh(layers.Dense(enc.At("layer_0"), x, true, 4))
@@ -121,10 +121,10 @@ func anyArgs(ts []*tensors.Tensor) []any {
 
 // referenceGradients computes ∇L_txt and ∇L_img of the toy model in a
 // separate graph that does not change any variable, keyed by parameter path.
-func referenceGradients(t *testing.T, store *model.Store, lossFn LossFn, batch []*tensors.Tensor) (gt, gi map[string][]float32) {
+func referenceGradients(t *testing.T, store *mlmodel.Store, lossFn LossFn, batch []*tensors.Tensor) (gt, gi map[string][]float32) {
 	t.Helper()
 	var paths []string
-	exec, err := model.NewExec(testBackend(), store, func(scope *model.Scope, g *Graph, in []*Node) []*Node {
+	exec, err := mlmodel.NewExec(testBackend(), store, func(scope *mlmodel.Scope, g *Graph, in []*Node) []*Node {
 		// Training mode: the pure-Go backend embeds variables as constants otherwise.
 		scope.SetTraining(g, true)
 		l := lossFn(scope, g, in)
@@ -152,7 +152,7 @@ func referenceGradients(t *testing.T, store *model.Store, lossFn LossFn, batch [
 	return gt, gi
 }
 
-func varData(t *testing.T, store *model.Store, path string) []float32 {
+func varData(t *testing.T, store *mlmodel.Store, path string) []float32 {
 	t.Helper()
 	v := store.GetVariable(path)
 	if v == nil {
@@ -168,7 +168,7 @@ func varData(t *testing.T, store *model.Store, path string) []float32 {
 	return tensors.MustCopyFlatData[float32](v.MustValue())
 }
 
-func setVar(t *testing.T, store *model.Store, path string, data []float32) {
+func setVar(t *testing.T, store *mlmodel.Store, path string, data []float32) {
 	t.Helper()
 	v := store.GetVariable(path)
 	if v == nil {

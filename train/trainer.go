@@ -12,7 +12,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/support/exceptions"
 )
 
@@ -29,7 +29,7 @@ type Losses struct {
 // Variables are created under the scope: "/encoder/..." is the shared
 // encoder, "/text", "/image" and "/heads/<name>" modality- and task-specific
 // parts; frozen models (teachers) live under the scopes of Config.Frozen.
-type LossFn func(scope *model.Scope, g *Graph, inputs []*Node) Losses
+type LossFn func(scope *mlmodel.Scope, g *Graph, inputs []*Node) Losses
 
 // DefaultSharedPrefix is the scope of the shared encoder.
 const DefaultSharedPrefix = "/encoder"
@@ -139,12 +139,12 @@ func (e *NonFiniteError) Error() string {
 // update, all in one graph.
 type Trainer struct {
 	backend compute.Backend
-	store   *model.Store
+	store   *mlmodel.Store
 	lossFn  LossFn
 	cfg     Config
 	// execs holds the compiled step per phase (see stepPhase), each compiled
 	// on first use.
-	execs map[stepKey]*model.Exec
+	execs map[stepKey]*mlmodel.Exec
 	// nextStep caches the number of completed steps (-1: not read yet).
 	nextStep int
 	mask     *GradMask
@@ -161,13 +161,13 @@ type Trainer struct {
 	// captureGrads makes the step also return the combined gradients (before
 	// clipping) in lastGrads, in the order of gradParams. Tests only.
 	captureGrads bool
-	gradParams   []*model.Variable
+	gradParams   []*mlmodel.Variable
 	lastGrads    []*tensors.Tensor
 }
 
 // NewTrainer returns a Trainer for the variables of store and the losses of
 // lossFn. Nothing is compiled until the first Step.
-func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg Config) (*Trainer, error) {
+func NewTrainer(backend compute.Backend, store *mlmodel.Store, lossFn LossFn, cfg Config) (*Trainer, error) {
 	if backend == nil || store == nil || lossFn == nil {
 		return nil, errors.New("train.NewTrainer: backend, store and lossFn are required")
 	}
@@ -184,7 +184,7 @@ func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg 
 		return nil, fmt.Errorf("train.NewTrainer: devices must be >= 0, got %d", cfg.Devices)
 	}
 	t := &Trainer{backend: backend, store: store, lossFn: lossFn, cfg: cfg,
-		execs: map[stepKey]*model.Exec{}, nextStep: -1}
+		execs: map[stepKey]*mlmodel.Exec{}, nextStep: -1}
 	if n := cfg.MeshDevices(); n > 0 {
 		var err error
 		if t.dp, err = newDataParallel(n); err != nil {
@@ -197,7 +197,7 @@ func NewTrainer(backend compute.Backend, store *model.Store, lossFn LossFn, cfg 
 	if cfg.Mask.Enabled {
 		t.mask = newGradMask(store, cfg.Mask)
 	}
-	if cfg.Seed != 0 && store.GetVariable("/"+model.RNGStateVariableName) == nil {
+	if cfg.Seed != 0 && store.GetVariable("/"+mlmodel.RNGStateVariableName) == nil {
 		if err := store.SetRNGStateFromSeed(cfg.Seed); err != nil {
 			return nil, fmt.Errorf("seeding the random number generator: %w", err)
 		}
@@ -239,13 +239,13 @@ type stepKey struct {
 }
 
 // execFor returns the compiled step of a phase, creating it on first use.
-func (t *Trainer) execFor(key stepKey) (*model.Exec, error) {
+func (t *Trainer) execFor(key stepKey) (*mlmodel.Exec, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e := t.execs[key]; e != nil {
 		return e, nil
 	}
-	exec, err := model.NewExec(t.backend, t.store, func(scope *model.Scope, g *Graph, inputs []*Node) []*Node {
+	exec, err := mlmodel.NewExec(t.backend, t.store, func(scope *mlmodel.Scope, g *Graph, inputs []*Node) []*Node {
 		return t.stepGraph(scope, g, inputs, key)
 	})
 	if err != nil {
@@ -296,7 +296,7 @@ func (t *Trainer) Devices() int {
 }
 
 // Store returns the variables' store.
-func (t *Trainer) Store() *model.Store { return t.store }
+func (t *Trainer) Store() *mlmodel.Store { return t.store }
 
 // Config returns the configuration.
 func (t *Trainer) Config() Config { return t.cfg }
@@ -320,8 +320,8 @@ func (t *Trainer) CurrentStep() (int, error) {
 // trainableParams lists, in store order, the float variables marked
 // trainable and used by the graph. Internal variables ("#..."), such as the
 // random number generator state, are never trained.
-func trainableParams(store *model.Store, g *Graph, frozen ...string) []*model.Variable {
-	var out []*model.Variable
+func trainableParams(store *mlmodel.Store, g *Graph, frozen ...string) []*mlmodel.Variable {
+	var out []*mlmodel.Variable
 	for v := range store.IterVariables() {
 		if v.Trainable && v.DType().IsFloat() && !strings.HasPrefix(v.Name(), "#") && v.InUseByGraph(g) &&
 			!slices.ContainsFunc(frozen, func(p string) bool { return underScope(v.Path(), p) }) {
@@ -337,7 +337,7 @@ func underScope(path, scope string) bool {
 	return path == scope || strings.HasPrefix(path, scope+"/")
 }
 
-func nodesOf(g *Graph, vars []*model.Variable) []*Node {
+func nodesOf(g *Graph, vars []*mlmodel.Variable) []*Node {
 	out := make([]*Node, len(vars))
 	for i, v := range vars {
 		out[i] = v.NodeValue(g)
@@ -378,7 +378,7 @@ func unflattenStepOutputs[T any](flat []T, numExtra, numDiag int) (stepOutputs[T
 }
 
 // stepGraph builds the training step; its outputs are a stepOutputs.
-func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, key stepKey) []*Node {
+func (t *Trainer) stepGraph(scope *mlmodel.Scope, g *Graph, inputs []*Node, key stepKey) []*Node {
 	phase := key.phase
 	scope.SetTraining(g, true)
 	losses := t.lossFn(scope, g, inputs)
@@ -416,7 +416,7 @@ func (t *Trainer) stepGraph(scope *model.Scope, g *Graph, inputs []*Node, key st
 	}
 
 	var grads, gradText []*Node
-	var sharedParams []*model.Variable
+	var sharedParams []*mlmodel.Variable
 	var sharedIdx []int
 	var diag *Node
 	var diagBlocks []string

@@ -11,7 +11,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 func noClipConfig() Config {
@@ -25,7 +25,7 @@ func noClipConfig() Config {
 // newToyTrainer returns a trainer on a fresh store; captureGrads is on.
 func newToyTrainer(t *testing.T, cfg Config, o toyOpts) *Trainer {
 	t.Helper()
-	tr, err := NewTrainer(testBackend(), model.NewStore(), toyLossFn(o), cfg)
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), toyLossFn(o), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestMaskedGradientAlgebra(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(3, 4))
 	random := map[string][]float32{} // per shared parameter, drawn once
-	maskOf := func(kind string, p *model.Variable) []float32 {
+	maskOf := func(kind string, p *mlmodel.Variable) []float32 {
 		switch kind {
 		case "ones":
 			return filled(p.Shape().Size(), 1)
@@ -408,7 +408,7 @@ func intsEqual(a, b []int) bool {
 
 // linearLossFn has a known gradient: L = Σ c⊙w + Σ d⊙b, so ∇w = c, ∇b = d.
 func linearLossFn(c [][]float32, d []float32) LossFn {
-	return func(scope *model.Scope, g *Graph, in []*Node) Losses {
+	return func(scope *mlmodel.Scope, g *Graph, in []*Node) Losses {
 		s := scope.At("heads").At("lin")
 		w := s.VariableWithValue("w", [][]float32{{1, -2}, {0.5, 3}}).NodeValue(g)
 		b := s.VariableWithValue("b", []float32{0.25, -1}).NodeValue(g)
@@ -426,9 +426,9 @@ func TestAdamWTwoStepsByHand(t *testing.T) {
 		opt := OptimizerConfig{LearningRate: 0.1, WarmupSteps: 2, TotalSteps: 10, Decay: DecayLinear,
 			Beta1: 0.9, Beta2: 0.99, Epsilon: 1e-3, WeightDecay: 0.5}
 		if !excludeBias {
-			opt.NoDecay = func(*model.Variable) bool { return false }
+			opt.NoDecay = func(*mlmodel.Variable) bool { return false }
 		}
-		tr, err := NewTrainer(testBackend(), model.NewStore(), linearLossFn(c, d), Config{Optimizer: opt})
+		tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), linearLossFn(c, d), Config{Optimizer: opt})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -473,7 +473,7 @@ func TestGlobalNormClipping(t *testing.T) {
 	c := [][]float32{{3, 0}, {0, 0}}
 	d := []float32{0, 4} // global norm 5
 	opt := OptimizerConfig{LearningRate: 0.1, Decay: DecayConstant, Beta1: 0.9, Beta2: 0.99, Epsilon: 1e-8, ClipNorm: 1}
-	tr, err := NewTrainer(testBackend(), model.NewStore(), linearLossFn(c, d), Config{Optimizer: opt})
+	tr, err := NewTrainer(testBackend(), mlmodel.NewStore(), linearLossFn(c, d), Config{Optimizer: opt})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,33 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/gobackend"
 )
+
+// startRun starts a training command once its flags are read: the start
+// hook, the backend, and a context that SIGINT or SIGTERM cancels (the
+// training loop then saves a checkpoint and stops); stop releases the signals.
+func startRun() (ctx context.Context, stop context.CancelFunc, backend compute.Backend, err error) {
+	if err := startHook(); err != nil {
+		return nil, nil, nil, err
+	}
+	if backend, err = newBackend(); err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return ctx, stop, backend, nil
+}
 
 // newBackend opens the compute backend: GOMLX_BACKEND if set (e.g.
 // "xla:/path/to/pjrt_plugin.so"), else the pure-Go one. The pure-Go backend

@@ -21,11 +21,8 @@ func runEval(args []string) error {
 	adapt := fs.Bool("adapt-images", false, "resize and convert images whose size or channels differ from the model's (otherwise an error)")
 	asJSON := fs.Bool("json", false, "print the metrics as one JSON object")
 	quiet := fs.Bool("quiet", false, "no progress")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseNoArgs(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *modelDir == "" {
 		return fmt.Errorf("--model is required")

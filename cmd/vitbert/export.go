@@ -17,11 +17,8 @@ func runExport(args []string) error {
 	modelDir := fs.String("model", "", "model directory or Hub id (Hugging Face BERT/ViT, or vitbert)")
 	format := fs.String("format", "hf", "output format: hf (config.json + model.safetensors, with modeling_vitbert.py where transformers has no equivalent class) or onnx (model.onnx, opset 17, for inference)")
 	out := fs.String("out", "", "output directory (a unified model becomes OUT/text and OUT/image)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseNoArgs(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *modelDir == "" || *out == "" {
 		return fmt.Errorf("--model and --out are required")

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/vitbert/vitbert/finetune"
 	"github.com/vitbert/vitbert/train"
@@ -53,11 +50,8 @@ func runFinetune(args []string) error {
 	freeze := fs.Bool("freeze-encoder", false, "linear probe: fit a linear classifier on the frozen encoder's features")
 	l2 := fs.String("l2", "", "linear probe: comma-separated L2 penalties to choose from on validation (default 1,0.1,…,1e-5)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseNoArgs(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -143,14 +137,10 @@ func runFinetune(args []string) error {
 			c.Probe.L2 = append(c.Probe.L2, v)
 		}
 	}
-	if err := startHook(); err != nil {
-		return err
-	}
-	backend, err := newBackend()
+	ctx, stop, backend, err := startRun()
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := finetune.Run(ctx, backend, c, finetune.Options{OutDir: *out, Quiet: *quiet, Resume: *resume, Overwrite: *overwrite})
 	if err != nil {

@@ -74,6 +74,18 @@ func (f *flags) Parse(args []string) error {
 	return err
 }
 
+// ParseNoArgs is Parse for a command that takes flags only: a positional
+// argument is an error.
+func (f *flags) ParseNoArgs(args []string) error {
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", f.Arg(0))
+	}
+	return nil
+}
+
 // numeric is the value of an int, int64 or float64 flag.
 func numeric(fl *flag.Flag) float64 {
 	switch v := fl.Value.(flag.Getter).Get().(type) {

@@ -59,11 +59,8 @@ func runPredict(args []string) error {
 	fs.StringVar(&ff.pooling, "pooling", "cls", "with --task embed: cls or mean")
 	fs.BoolVar(&ff.normalize, "normalize", true, "with --task embed: L2-normalise the vectors")
 	fs.BoolVar(&ff.quiet, "quiet", false, "with --input: no progress bar")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseNoArgs(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *modelDir == "" {
 		return fmt.Errorf("--model is required")

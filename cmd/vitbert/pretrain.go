@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"syscall"
 
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
@@ -213,11 +210,8 @@ func runPretrain(args []string) error {
 	resume := fs.Bool("resume", false, "continue the run in --out from its latest intact checkpoint, with the run's own configuration (OUT/config.json); --steps may extend it, --devices and --mesh may change")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	probes := fs.IntIn("probes", 0, train.AtLeast(0).With("0: none"), "take activation maps at this many evenly spaced steps (and snapshot gradient masks), under OUT/probes")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseNoArgs(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *out == "" {
 		return fmt.Errorf("--out is required")
@@ -235,14 +229,10 @@ func runPretrain(args []string) error {
 			return err
 		}
 	}
-	if err := startHook(); err != nil {
-		return err
-	}
-	backend, err := newBackend()
+	ctx, stop, backend, err := startRun()
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opt := pretrain.Options{OutDir: *out, Resume: *resume, Quiet: *quiet}
 	if *probes > 1 {

@@ -75,11 +75,8 @@ func (b buildInfo) write(w io.Writer) {
 
 func runVersion(args []string) error {
 	fs := newFlags("version", "")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseNoArgs(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	readBuildInfo().write(os.Stdout)
 	return nil

@@ -1,10 +1,8 @@
 package images
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -47,8 +45,6 @@ type LoaderConfig struct {
 	Train   bool
 	Augment Augment
 	Seed    uint64
-	// Buffer is how many batches Iter prepares ahead (default 2).
-	Buffer int
 }
 
 // Loader cuts a dataset into batches. Every batch is a pure function of
@@ -199,72 +195,4 @@ func (l *Loader) Batch(epoch, step int) (*Batch, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// Iterator delivers batches prepared by a background goroutine.
-type Iterator struct {
-	ch     chan result
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-type result struct {
-	b   *Batch
-	err error
-}
-
-// Iter starts a background goroutine that prepares batches from (epoch,
-// step) on, Buffer of them ahead. For training it runs through epoch after
-// epoch until Close or ctx ends; for evaluation it stops after the epoch, and
-// Next then returns io.EOF.
-func (l *Loader) Iter(ctx context.Context, epoch, step int) *Iterator {
-	ctx, cancel := context.WithCancel(ctx)
-	buf := l.cfg.Buffer
-	if buf <= 0 {
-		buf = 2
-	}
-	it := &Iterator{ch: make(chan result, buf), cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(it.done)
-		defer close(it.ch)
-		steps := l.StepsPerEpoch()
-		for e, s := epoch, step; ; {
-			if s >= steps {
-				if !l.cfg.Train {
-					return
-				}
-				e, s = e+1, 0
-				continue
-			}
-			b, err := l.Batch(e, s)
-			select {
-			case it.ch <- result{b, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-			s++
-		}
-	}()
-	return it
-}
-
-// Next returns the next batch, io.EOF after the last evaluation batch, or
-// the error that stopped preparation.
-func (it *Iterator) Next() (*Batch, error) {
-	r, ok := <-it.ch
-	if !ok {
-		return nil, io.EOF
-	}
-	return r.b, r.err
-}
-
-// Close stops the background goroutine and waits for it.
-func (it *Iterator) Close() {
-	it.cancel()
-	for range it.ch {
-	}
-	<-it.done
 }

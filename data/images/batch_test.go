@@ -1,9 +1,6 @@
 package images
 
 import (
-	"context"
-	"errors"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -78,15 +75,10 @@ func TestEvalPadsLastBatchWithZeroWeights(t *testing.T) {
 	if l.StepsPerEpoch() != 3 {
 		t.Fatalf("eval steps = %d, want 3", l.StepsPerEpoch())
 	}
-	it := l.Iter(context.Background(), 0, 0)
-	defer it.Close()
 	var labels []int32
 	var weights []float32
-	for {
-		b, err := it.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for step := range l.StepsPerEpoch() {
+		b, err := l.Batch(0, step)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,33 +100,34 @@ func TestEvalPadsLastBatchWithZeroWeights(t *testing.T) {
 	}
 }
 
-func TestIterResumesWithIdenticalBatches(t *testing.T) {
+func TestFreshLoaderGivesIdenticalBatches(t *testing.T) {
 	ds := synthetic(22, 1, 3, 3, 10)
-	cfg := LoaderConfig{BatchSize: 5, Train: true, Seed: 42, Augment: Augment{Pad: 1, Flip: true}, Buffer: 1}
+	cfg := LoaderConfig{BatchSize: 5, Train: true, Seed: 42, Augment: Augment{Pad: 1, Flip: true}}
 	l, err := NewLoader(ds, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 4 steps per epoch; run 3 epochs uninterrupted.
-	var all []*Batch
-	it := l.Iter(context.Background(), 0, 0)
-	for range 12 {
-		b, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, b)
+	// 4 steps per epoch; 3 epochs of an uninterrupted run.
+	if l.StepsPerEpoch() != 4 {
+		t.Fatalf("steps per epoch = %d, want 4", l.StepsPerEpoch())
 	}
-	it.Close()
+	var all []*Batch
+	for e := range 3 {
+		for s := range 4 {
+			b, err := l.Batch(e, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b)
+		}
+	}
 	if all[4].Epoch != 1 || all[4].Step != 0 || all[11].Epoch != 2 || all[11].Step != 3 {
 		t.Fatalf("positions: batch 4 at (%d,%d), batch 11 at (%d,%d)", all[4].Epoch, all[4].Step, all[11].Epoch, all[11].Step)
 	}
 	// A fresh loader (as after a restart) resumed at (1, 2).
 	l2, _ := NewLoader(ds, cfg)
-	it2 := l2.Iter(context.Background(), 1, 2)
-	defer it2.Close()
 	for k := 6; k < 12; k++ {
-		b, err := it2.Next()
+		b, err := l2.Batch(k/4, k%4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,19 +138,6 @@ func TestIterResumesWithIdenticalBatches(t *testing.T) {
 	// Successive epochs see different orders, and an epoch covers 20 distinct images.
 	if slices.Equal(all[0].Labels, all[4].Labels) && equal(all[0].Pixels, all[4].Pixels) {
 		t.Error("epochs 0 and 1 start with the same batch")
-	}
-}
-
-func TestIterCloseStopsEarly(t *testing.T) {
-	ds := synthetic(40, 1, 2, 2, 10)
-	l, _ := NewLoader(ds, LoaderConfig{BatchSize: 2, Train: true})
-	it := l.Iter(context.Background(), 0, 0)
-	if _, err := it.Next(); err != nil {
-		t.Fatal(err)
-	}
-	it.Close() // must return although the producer would run forever
-	if _, err := it.Next(); !errors.Is(err, io.EOF) {
-		t.Errorf("Next after Close: %v, want io.EOF", err)
 	}
 }
 

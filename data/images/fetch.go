@@ -1,8 +1,6 @@
 package images
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,9 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/vitbert/vitbert/data"
 )
 
@@ -108,7 +104,7 @@ func Fetch(name, dataDir string, progress io.Writer) error {
 			return err
 		}
 		for _, f := range idxFiles {
-			if err := copyChecked(filepath.Join(from, f), filepath.Join(dst, f), src.sums[f], progress); err != nil {
+			if err := data.CopyChecked(filepath.Join(from, f), filepath.Join(dst, f), src.sums[f], progress); err != nil {
 				return err
 			}
 		}
@@ -156,48 +152,6 @@ func checkSums(dir string, sums map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// copyChecked copies src to dst through a progress bar, hashing on the way;
-// dst appears (by rename) only if the SHA-256 is wantSum.
-func copyChecked(src, dst, wantSum string, progress io.Writer) error {
-	if progress == nil {
-		progress = io.Discard
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	part := dst + ".part"
-	out, err := os.Create(part)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(part) // no-op after the rename
-	bar := progressbar.NewOptions64(st.Size(),
-		progressbar.OptionSetWriter(progress),
-		progressbar.OptionSetDescription(filepath.Base(dst)),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(out, h, bar), in); err != nil {
-		out.Close()
-		return fmt.Errorf("copying %s: %w", src, err)
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != wantSum {
-		return fmt.Errorf("%s: SHA-256 %s, want %s: the source changed or the download is damaged", src, got, wantSum)
-	}
-	return os.Rename(part, dst)
 }
 
 // run runs a fetching tool (fetchtool.Run).

@@ -1,7 +1,6 @@
 package images
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -23,32 +22,6 @@ func TestSourcesAndUnknownName(t *testing.T) {
 	}
 	if err := Fetch("imagenet", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "fashion-mnist, mnist") {
 		t.Errorf("unknown source: error %v", err)
-	}
-}
-
-func TestCopyCheckedRefusesWrongBytes(t *testing.T) {
-	dir := t.TempDir()
-	src := writeFile(t, filepath.Join(dir, "src"), []byte("payload"))
-	sum := sha256.Sum256([]byte("payload"))
-	var progress bytes.Buffer
-	if err := copyChecked(src, filepath.Join(dir, "good"), hex.EncodeToString(sum[:]), &progress); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "good")); string(b) != "payload" {
-		t.Errorf("copied %q", b)
-	}
-	if !strings.Contains(progress.String(), "100%") {
-		t.Errorf("progress output %q has no 100%%", progress.String())
-	}
-	err := copyChecked(src, filepath.Join(dir, "bad"), strings.Repeat("0", 64), nil)
-	if err == nil || !strings.Contains(err.Error(), "SHA-256") {
-		t.Errorf("wrong sum: error %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "bad")); !os.IsNotExist(err) {
-		t.Error("a file with the wrong sum was left in place")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "bad.part")); !os.IsNotExist(err) {
-		t.Error("the partial file was left in place")
 	}
 }
 

@@ -2,7 +2,6 @@ package texts
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"sync"
 
@@ -42,11 +41,6 @@ type BatchOptions struct {
 	// MaxPredictions targets per row.
 	Mask           MaskFunc
 	MaxPredictions int
-	// Prefetch is how many batches the background producer prepares ahead
-	// (default 2).
-	Prefetch int
-	// Epochs bounds Iterate (0 = unbounded).
-	Epochs int
 }
 
 // TextBatch is one fixed-shape batch of B rows of L tokens, row-major.
@@ -99,9 +93,6 @@ func NewBatcher(seqs []Sequence, opt BatchOptions) (*Batcher, error) {
 	}
 	if opt.Mask != nil && opt.MaxPredictions < 1 {
 		return nil, fmt.Errorf("batching: MaxPredictions %d must be positive with a Mask", opt.MaxPredictions)
-	}
-	if opt.Prefetch <= 0 {
-		opt.Prefetch = 2
 	}
 	b := &Batcher{seqs: seqs, opt: opt, permEpoch: -1}
 	if b.StepsPerEpoch() == 0 {
@@ -198,56 +189,4 @@ func (b *Batcher) Batch(epoch, step int) (*TextBatch, error) {
 		}
 	}
 	return tb, nil
-}
-
-// BatchIter delivers batches produced ahead by a background goroutine.
-type BatchIter struct {
-	ch   chan iterItem
-	stop chan struct{}
-	once sync.Once
-}
-
-type iterItem struct {
-	b   *TextBatch
-	err error
-}
-
-// Iterate starts a producer at (epoch, step) that runs through the
-// remaining steps of that epoch and on into the next ones, until
-// BatchOptions.Epochs (if set) or Close.
-func (b *Batcher) Iterate(epoch, step int) *BatchIter {
-	it := &BatchIter{ch: make(chan iterItem, b.opt.Prefetch), stop: make(chan struct{})}
-	go func() {
-		defer close(it.ch)
-		e, s := epoch, step
-		for b.opt.Epochs <= 0 || e < b.opt.Epochs {
-			tb, err := b.Batch(e, s)
-			select {
-			case it.ch <- iterItem{tb, err}:
-			case <-it.stop:
-				return
-			}
-			if err != nil {
-				return
-			}
-			if s++; s == b.StepsPerEpoch() {
-				e, s = e+1, 0
-			}
-		}
-	}()
-	return it
-}
-
-// Next returns the next batch, or io.EOF after the last epoch.
-func (it *BatchIter) Next() (*TextBatch, error) {
-	item, ok := <-it.ch
-	if !ok {
-		return nil, io.EOF
-	}
-	return item.b, item.err
-}
-
-// Close stops the producer; Next must not be called afterwards.
-func (it *BatchIter) Close() {
-	it.once.Do(func() { close(it.stop) })
 }

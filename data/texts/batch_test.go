@@ -1,8 +1,6 @@
 package texts
 
 import (
-	"errors"
-	"io"
 	"reflect"
 	"slices"
 	"testing"
@@ -141,47 +139,32 @@ func TestBatchKeepLastPadsRows(t *testing.T) {
 	}
 }
 
-func TestIterateResumeGivesUninterruptedBatches(t *testing.T) {
-	opt := BatchOptions{BatchSize: 3, MaxLength: 6, Seed: 42, Mask: everyThird, MaxPredictions: toyP, Epochs: 3}
+func TestFreshBatcherGivesUninterruptedBatches(t *testing.T) {
+	opt := BatchOptions{BatchSize: 3, MaxLength: 6, Seed: 42, Mask: everyThird, MaxPredictions: toyP}
 	b, _ := NewBatcher(toySeqs(11), opt)
+	if b.StepsPerEpoch() != 3 {
+		t.Fatalf("%d steps per epoch, want 3", b.StepsPerEpoch())
+	}
 	var full []*TextBatch
-	it := b.Iterate(0, 0)
-	for {
-		tb, err := it.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		full = append(full, tb)
-	}
-	if len(full) != 9 { // 3 epochs × 3 steps
-		t.Fatalf("%d batches, want 9", len(full))
-	}
-	// Interrupted run: stop after 4 batches (epoch 1, step 1 comes next),
-	// then a fresh Batcher resumes there.
-	it = b.Iterate(0, 0)
-	for i := 0; i < 4; i++ {
-		if _, err := it.Next(); err != nil {
-			t.Fatal(err)
+	for e := range 3 {
+		for s := range 3 {
+			tb, err := b.Batch(e, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full = append(full, tb)
 		}
 	}
-	it.Close()
+	// Interrupted run: a fresh Batcher resumes at epoch 1, step 1.
 	b2, _ := NewBatcher(toySeqs(11), opt)
-	it2 := b2.Iterate(1, 1)
-	defer it2.Close()
 	for i := 4; i < 9; i++ {
-		tb, err := it2.Next()
+		tb, err := b2.Batch(i/3, i%3)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(tb, full[i]) {
 			t.Fatalf("resumed batch %d (epoch %d step %d) differs", i, tb.Epoch, tb.Step)
 		}
-	}
-	if _, err := it2.Next(); !errors.Is(err, io.EOF) {
-		t.Errorf("after the last epoch: %v, want EOF", err)
 	}
 }
 

@@ -17,7 +17,7 @@ type Task struct {
 	// Labels lists the class names in label-id order as they appear in the
 	// TSV; nil for the regression task STS-B.
 	Labels []string
-	// Metrics are names from package eval (accuracy, f1, mcc, pearson, spearman).
+	// Metrics are names from package metrics (accuracy, f1, mcc, pearson, spearman).
 	Metrics []string
 	// Splits are the file stems: <split>.tsv.
 	Splits []string

@@ -107,7 +107,7 @@ func splitFiles(dir string, t *Task) []string {
 // labelledDepth is 2 when every sub-folder holds class folders of .txt
 // files, 1 when the sub-folders hold .txt files, 0 otherwise.
 func labelledDepth(dir string) int {
-	subs, err := subdirs(os.DirFS(dir), ".")
+	subs, err := Subdirs(os.DirFS(dir), ".")
 	if err != nil || len(subs) == 0 {
 		return 0
 	}
@@ -117,7 +117,7 @@ func labelledDepth(dir string) int {
 	}
 	depth2, depth1 := true, true
 	for _, s := range subs {
-		classes, err := subdirs(os.DirFS(filepath.Join(dir, s)), ".")
+		classes, err := Subdirs(os.DirFS(filepath.Join(dir, s)), ".")
 		if err != nil || len(classes) == 0 {
 			depth2 = false
 		} else {

@@ -208,7 +208,9 @@ func ReadLabelledSplits(root string) (map[string]*Labelled, error) {
 	return l, nil
 }
 
-func subdirs(fsys fs.FS, dir string) ([]string, error) {
+// Subdirs lists the sub-folders of dir in fsys, by name, hidden ones (.name)
+// left out.
+func Subdirs(fsys fs.FS, dir string) ([]string, error) {
 	ents, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
@@ -223,7 +225,7 @@ func subdirs(fsys fs.FS, dir string) ([]string, error) {
 }
 
 func readSplitsFS(fsys fs.FS) (map[string]*Labelled, error) {
-	splits, err := subdirs(fsys, ".")
+	splits, err := Subdirs(fsys, ".")
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +235,7 @@ func readSplitsFS(fsys fs.FS) (map[string]*Labelled, error) {
 	seen := map[string]bool{}
 	var classes []string
 	for _, s := range splits {
-		cs, err := subdirs(fsys, s)
+		cs, err := Subdirs(fsys, s)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +259,7 @@ func readSplitsFS(fsys fs.FS) (map[string]*Labelled, error) {
 }
 
 func readLabelledFS(fsys fs.FS, root string, opt LabelledOptions) (*Labelled, error) {
-	dirs, err := subdirs(fsys, root)
+	dirs, err := Subdirs(fsys, root)
 	if err != nil {
 		return nil, err
 	}

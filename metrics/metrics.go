@@ -1,6 +1,6 @@
-// Package eval holds the evaluation metrics used for the GLUE-style
+// Package metrics holds the evaluation metrics used for the GLUE-style
 // downstream tasks and the image/text classification probes.
-package eval
+package metrics
 
 import (
 	"errors"
