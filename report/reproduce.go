@@ -24,6 +24,11 @@ type TaskRef struct {
 	Data     string `json:"data"`     // its data path ("" for built-in data)
 	Label    string `json:"label"`    // column title
 	Modality string `json:"modality"` // "text" or "image"
+	// Steps and Batch replace the plan's fine-tuning steps and batch for
+	// this task (0: the plan's): a text step costs far more than an image
+	// step of the same batch.
+	Steps int `json:"steps,omitempty"`
+	Batch int `json:"batch,omitempty"`
 }
 
 // Variant is one pre-training set-up of the comparison.
@@ -112,6 +117,9 @@ func (p Protocol) dir() string {
 	}
 	return p.Name
 }
+
+// ProtocolList is the plan's protocols, full fine-tuning when none is given.
+func (p *Plan) ProtocolList() []Protocol { return p.protocols() }
 
 // protocols are the plan's protocols, full fine-tuning when none is given.
 func (p *Plan) protocols() []Protocol {
@@ -437,7 +445,11 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 					}
 					r.logf("%-12s %-28s on %-14s seed %d/%d", p.dir(), v.Name, t.Label, ps, seed)
 					c := r.config(v)
-					m, main, err := fn(ctx, modelDir, &c, t, seed, r.Plan.FinetuneSteps, dir)
+					steps := r.Plan.FinetuneSteps
+					if t.Steps > 0 {
+						steps = t.Steps
+					}
+					m, main, err := fn(ctx, modelDir, &c, t, seed, steps, dir)
 					if err != nil {
 						return nil, fmt.Errorf("%s of %s on %s (seed %d/%d): %w", p.Label(), v.Name, t.Label, ps, seed, err)
 					}

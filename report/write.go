@@ -60,13 +60,25 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	}
 	pc := p.Pretrain
 	fmt.Fprintf(&sb, "Pre-training: preset `%s`, %d layers, D=%d, %d heads, MLP %d; %d steps per variant with %d texts (%d tokens) + %d images (%d×%d×%d, patch %d) per step; corpus `%s`, images `%s`. "+
-		"Distillation α=%g, τ=%g; gradient masking β=%g, δ=%g, ranking %s. Fine-tuning: %d steps, batch %d, fresh 2-layer GELU head, fine-tuning seeds %v, pre-training seeds %v. "+
+		"Distillation α=%g, τ=%g; gradient masking β=%g, δ=%g, ranking %s. Fine-tuning: %d steps, batch %d, fresh 2-layer GELU head, fine-tuning seeds %v, pre-training seeds %s. "+
 		"Every cell selects its model on a validation split (carved from the training split, or the task's own dev split) and scores the test split once, at the end; "+
 		"a number is the task's main metric on that test split (×100), mean ± sample std over pre-training × fine-tuning seeds, and links to the folder of its runs (each with `result.json`, `eval.jsonl`, `metrics.jsonl`).\n\n",
 		pc.Preset, pc.Model.Layers, pc.Model.Hidden, pc.Model.Heads, pc.Model.MLP, pc.Steps, pc.TextBatch, pc.Model.MaxTextLength,
 		pc.ImageBatch, pc.Model.ImageSize, pc.Model.ImageSize, pc.Model.Channels, pc.Model.PatchSize, pc.Data.Corpus, pc.Data.Images,
 		pc.DistillText.Alpha, pc.DistillText.Tau, pc.Mask.FinalSparsity, pc.Mask.Increment, pc.Mask.Ranking,
-		p.FinetuneSteps, p.FinetuneBatch, p.Seeds, p.PretrainSeeds)
+		p.FinetuneSteps, p.FinetuneBatch, p.Seeds, pretrainSeeds(p))
+	for _, t := range p.Tasks {
+		if t.Steps > 0 || t.Batch > 0 {
+			steps, batch := p.FinetuneSteps, p.FinetuneBatch
+			if t.Steps > 0 {
+				steps = t.Steps
+			}
+			if t.Batch > 0 {
+				batch = t.Batch
+			}
+			fmt.Fprintf(&sb, "Fine-tuning on %s: %d steps, batch %d.\n\n", t.Label, steps, batch)
+		}
+	}
 	if ho := r.heldOutTable(main); ho != "" {
 		fmt.Fprintf(&sb, "## Held-out pre-training metrics\n\n%s\n", ho)
 	}
@@ -80,7 +92,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 		}
 	}
 	for i, pr := range protocols {
-		pcells := cellsOf(cells, pr.Name)
+		pcells := CellsOf(cells, pr.Name)
 		fmt.Fprintf(&sb, "## %s\n\n%s\n", upperFirst(pr.Label()), r.Table(pcells, main, p.Tasks))
 		if i == 0 {
 			fmt.Fprintf(&sb, "Metrics: %s. The BERT row is scored on text tasks only and the ViT row on image tasks only: they are the separately trained references. "+
@@ -90,7 +102,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	}
 	sb.WriteString("A verdict is *supported* when every paired difference it predicts positive has its 95% interval above zero, *contradicted* when any has it below zero, and *inconclusive at this scale* otherwise. " +
 		"Differences pair runs with the same pre-training and fine-tuning seeds (the from-scratch baseline pairs by fine-tuning seed); runs that share a pre-training run are not independent, so with few pre-training seeds the intervals are optimistic.\n\n")
-	first := cellsOf(cells, protocols[0].Name)
+	first := CellsOf(cells, protocols[0].Name)
 	sb.WriteString("### What the table says (" + protocols[0].Label() + ")\n\n")
 	sb.WriteString(r.findings(first, p.Tasks))
 	cells = first
@@ -163,8 +175,16 @@ func heldOutFigure(path string, runs []NamedRun) (ok bool, err error) {
 	return true, LinePlot(path, "Held-out MLM loss", "step", "nats", series)
 }
 
-// cellsOf keeps the cells of one protocol.
-func cellsOf(cells []Cell, protocol string) []Cell {
+// pretrainSeeds names the pre-training seeds for the report.
+func pretrainSeeds(p Plan) string {
+	if len(p.PretrainSeeds) == 0 {
+		return fmt.Sprintf("one (the preset's, %d)", p.Pretrain.Seed)
+	}
+	return fmt.Sprint(p.PretrainSeeds)
+}
+
+// CellsOf keeps the cells of one protocol.
+func CellsOf(cells []Cell, protocol string) []Cell {
 	var out []Cell
 	for _, c := range cells {
 		if c.Protocol == protocol || protocol == ProtocolFinetune && c.Protocol == "" {
@@ -332,16 +352,17 @@ func (r *Runner) figures(variants []Variant) (string, error) {
 			return "", err
 		}
 		fmt.Fprintf(&sb, "Mask sparsity of every encoder block at every mask update, %s:\n\n![sparsity](figures/sparsity_%s.png)\n\n", v.Name, name)
+		if r.Plan.Probes < 2 {
+			continue // the mask and activation snapshots come from the probes
+		}
 		if _, err := MaskFigure(filepath.Join(figDir, "masks_"+name+".png"), dir, r.Plan.Pretrain.Model.Layers, "mlp_in"); err != nil {
 			return "", err
 		}
 		fmt.Fprintf(&sb, "Gradient mask of the first MLP layer (rows: neurons, columns: inputs) of the first, middle and last blocks at several updates, %s. White keeps the text gradient, black hands the weight to images:\n\n![masks](figures/masks_%s.png)\n\n", v.Name, name)
-		if r.Plan.Probes > 1 {
-			if err := ActivationFigure(filepath.Join(figDir, "activations_"+name+".png"), dir); err != nil {
-				return "", err
-			}
-			fmt.Fprintf(&sb, "Neuron activations (mean |GELU output| of every MLP neuron over a fixed batch) of every block at several training steps, for text and images, %s:\n\n![activations](figures/activations_%s.png)\n\n", v.Name, name)
+		if err := ActivationFigure(filepath.Join(figDir, "activations_"+name+".png"), dir); err != nil {
+			return "", err
 		}
+		fmt.Fprintf(&sb, "Neuron activations (mean |GELU output| of every MLP neuron over a fixed batch) of every block at several training steps, for text and images, %s:\n\n![activations](figures/activations_%s.png)\n\n", v.Name, name)
 	}
 	return sb.String(), nil
 }
