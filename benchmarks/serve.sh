@@ -13,7 +13,8 @@
 #   MODEL (a model directory instead of the fresh tiny one), MIN_WORDS and
 #   MAX_WORDS (default 4 and 12: one 16-token bucket; longer texts cost
 #   superlinearly more per token on the pure-Go backend, which batching
-#   amortises less).
+#   amortises less), ONLY_BATCHING=1 (skip the --max-batch 1 run, e.g. for
+#   a long memory soak: DURATION=600s REQUESTS=1000000).
 set -eu
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-32}
@@ -101,6 +102,8 @@ echo
 echo "| mode | requests | clients | seconds | req/s | p50 ms | p95 ms | p99 ms | errors | mean batch | server CPU ms/req | RSS MB after warm-up | RSS MB after run |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 run_mode "batching (--max-batch $MAX_BATCH --max-wait $MAX_WAIT)" "$MAX_BATCH"
-run_mode "no batching (--max-batch 1)" 1
+if [ "${ONLY_BATCHING:-0}" != 1 ]; then
+	run_mode "no batching (--max-batch 1)" 1
+fi
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
