@@ -11,6 +11,7 @@ import (
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/metrics"
 	"github.com/vitbert/vitbert/model"
+	"gonum.org/v1/gonum/floats"
 )
 
 // ProbeConfig configures a linear probe: a softmax classifier on the frozen
@@ -268,11 +269,7 @@ func (m *softmaxModel) partLoss(theta, grad []float64, x [][]float64, y []int) f
 	for i, r := range x {
 		mx := math.Inf(-1)
 		for c := range k {
-			s := theta[k*d+c]
-			w := theta[c*d : (c+1)*d]
-			for j, v := range r {
-				s += w[j] * v
-			}
+			s := theta[k*d+c] + dot(theta[c*d:(c+1)*d], r)
 			z[c] = s
 			mx = max(mx, s)
 		}
@@ -290,10 +287,7 @@ func (m *softmaxModel) partLoss(theta, grad []float64, x [][]float64, y []int) f
 			if g == 0 {
 				continue
 			}
-			gw := grad[c*d : (c+1)*d]
-			for j, v := range r {
-				gw[j] += g * v
-			}
+			axpy(g, r, grad[c*d:(c+1)*d])
 			grad[k*d+c] += g
 		}
 	}
@@ -418,19 +412,11 @@ func (m *softmaxModel) raw(mean, std []float64) (w, b []float32) {
 	return w, b
 }
 
-func dot(a, b []float64) float64 {
-	s := 0.0
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
+// dot and axpy use gonum's vectorised kernels: the objective's inner loops
+// are these two, over every example at every evaluation.
+func dot(a, b []float64) float64 { return floats.Dot(a, b) }
 
-func axpy(a float64, x, y []float64) {
-	for i := range x {
-		y[i] += a * x[i]
-	}
-}
+func axpy(a float64, x, y []float64) { floats.AddScaled(y, a, x) }
 
 func maxAbs(v []float64) float64 {
 	m := 0.0
