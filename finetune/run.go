@@ -50,6 +50,7 @@ import (
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
@@ -823,12 +824,14 @@ func (p *prepared) saveModel(w map[string][]float32, step int, val Metrics) erro
 	return nil
 }
 
+// writeJSON writes v atomically: a reproduction reads result.json as "this
+// cell is done", so a half-written one must never exist.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	return atomicfs.WriteBytes(path, append(b, '\n'))
 }
 
 // finish scores the selected model once on the test split(s) and writes
