@@ -66,11 +66,12 @@ func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit fu
 			if cfg.Data.Vocab != "" {
 				fc.Vocab = cfg.Data.Vocab
 			} else if cfg.Data.VocabSize > 0 {
+				// Called without a pre-trained run's vocabulary (Runner passes
+				// one): learn the same one, from the training documents.
 				docs, err := pretrain.LoadCorpus(cfg.Data.Corpus)
 				if err != nil {
 					return nil, "", err
 				}
-				// The pre-trained runs learn theirs from the training documents.
 				trainDocs, _ := pretrain.SplitDocuments(docs, cfg.Data.HeldOut)
 				tok, err := pretrain.Vocabulary(cfg.Data, trainDocs)
 				if err != nil {

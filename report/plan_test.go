@@ -137,7 +137,7 @@ func TestPlanPresetsAreValid(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
-		for _, pr := range p.protocols() {
+		for _, pr := range p.ProtocolList() {
 			switch pr.Name {
 			case ProtocolFinetune, ProtocolProbe:
 			case ProtocolFewShot:

@@ -119,10 +119,7 @@ func (p Protocol) dir() string {
 }
 
 // ProtocolList is the plan's protocols, full fine-tuning when none is given.
-func (p *Plan) ProtocolList() []Protocol { return p.protocols() }
-
-// protocols are the plan's protocols, full fine-tuning when none is given.
-func (p *Plan) protocols() []Protocol {
+func (p *Plan) ProtocolList() []Protocol {
 	if len(p.Protocols) == 0 {
 		return []Protocol{{Name: ProtocolFinetune}}
 	}
@@ -414,7 +411,7 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 		return nil, nil
 	}
 	var cells []Cell
-	for _, p := range r.Plan.protocols() {
+	for _, p := range r.Plan.ProtocolList() {
 		fn := r.protocolFn(p)
 		for _, v := range r.seeded(variants) {
 			seeds := r.Plan.Seeds
@@ -445,6 +442,13 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 					}
 					r.logf("%-12s %-28s on %-14s seed %d/%d", p.dir(), v.Name, t.Label, ps, seed)
 					c := r.config(v)
+					if v.Mode == "" && c.Data.Vocab == "" && c.Data.VocabSize > 0 {
+						// The baseline reads text with the vocabulary the
+						// pre-trained runs learned (the same one for all: the
+						// same training documents), not a copy trained per cell.
+						c.Data.Vocab = filepath.Join(r.pretrainDir(MainVariants()[0]), pretrain.ModelDir)
+						c.Data.VocabSize = 0
+					}
 					steps := r.Plan.FinetuneSteps
 					if t.Steps > 0 {
 						steps = t.Steps

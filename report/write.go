@@ -82,7 +82,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	if ho := r.heldOutTable(main); ho != "" {
 		fmt.Fprintf(&sb, "## Held-out pre-training metrics\n\n%s\n", ho)
 	}
-	protocols := p.protocols()
+	protocols := p.ProtocolList()
 	var metrics []string
 	seen := map[string]bool{}
 	for _, c := range cells {
@@ -141,6 +141,20 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	return os.WriteFile(filepath.Join(r.Out, "report.md"), []byte(sb.String()), 0o644)
 }
 
+// unigramReference reads a text run's unigram statistics from its
+// data.json; ok is false when the run has none.
+func unigramReference(runDir string) (u pretrain.UnigramStats, ok bool) {
+	b, err := os.ReadFile(filepath.Join(runDir, pretrain.DataFile))
+	if err != nil {
+		return u, false
+	}
+	var d pretrain.DataRecord
+	if json.Unmarshal(b, &d) != nil || d.Text == nil {
+		return u, false
+	}
+	return d.Text.Unigram, true
+}
+
 // heldOutFigure draws the held-out MLM loss of the text runs and the
 // unigram reference line; ok is false when no run logged held-out metrics.
 func heldOutFigure(path string, runs []NamedRun) (ok bool, err error) {
@@ -158,11 +172,8 @@ func heldOutFigure(path string, runs []NamedRun) (ok bool, err error) {
 		series = append(series, Series{Name: r.Name, XY: xy})
 		last = max(last, xy[len(xy)-1].X)
 		if ref == 0 {
-			if b, err := os.ReadFile(filepath.Join(r.Dir, pretrain.DataFile)); err == nil {
-				var d pretrain.DataRecord
-				if json.Unmarshal(b, &d) == nil && d.Text != nil {
-					ref = d.Text.Unigram.HeldOutCrossEntropy
-				}
+			if u, ok := unigramReference(r.Dir); ok {
+				ref = u.HeldOutCrossEntropy
 			}
 		}
 	}
@@ -228,12 +239,7 @@ func (r *Runner) heldOutTable(variants []Variant) string {
 				}
 			}
 			if ref.Tokens == 0 {
-				if b, err := os.ReadFile(filepath.Join(r.pretrainDir(w), pretrain.DataFile)); err == nil {
-					var d pretrain.DataRecord
-					if json.Unmarshal(b, &d) == nil && d.Text != nil {
-						ref = d.Text.Unigram
-					}
-				}
+				ref, _ = unigramReference(r.pretrainDir(w))
 			}
 		}
 		fmt.Fprintf(&sb, "| %s |", v.Name)
