@@ -142,6 +142,14 @@ func TestDownloadResumesInterrupted(t *testing.T) {
 	if !bytes.Equal(got, body) {
 		t.Fatal("resumed file differs")
 	}
+	// The handler records what it sent after its last write, which the
+	// client can read before the handler returns: Close waits for handlers.
+	srv.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ranges) != 2 || len(s.sent) != 2 {
+		t.Fatalf("%d requests recorded (%d byte counts), want 2", len(s.ranges), len(s.sent))
+	}
 	if s.ranges[1] != "bytes=70000-" || s.sent[1] != len(body)-70_000 {
 		t.Errorf("second request: Range %q, %d bytes sent; want bytes=70000- and %d", s.ranges[1], s.sent[1], len(body)-70_000)
 	}
