@@ -12,11 +12,12 @@ import (
 )
 
 // TestProberAndFewShotCells runs a linear-probe cell and a few-shot cell
-// from scratch and checks what their result.json records.
+// from scratch and checks what their result.json records: the probe fits on
+// the task's ProbeExamples, which do not touch the fine-tuning cells.
 func TestProberAndFewShotCells(t *testing.T) {
 	backend := compute.MustNew()
 	plan := microPlan(t)
-	task := TaskRef{Name: finetune.TaskEmbeddedImages, Modality: "image"}
+	task := TaskRef{Name: finetune.TaskEmbeddedImages, Modality: "image", ProbeExamples: 300}
 	probe := filepath.Join(t.TempDir(), "probe")
 	m, main, err := Prober(backend, &plan, nil)(context.Background(), "", &plan.Pretrain, task, 1, 0, probe)
 	if err != nil || main != "accuracy" || m["accuracy"] <= 0 {
@@ -25,6 +26,9 @@ func TestProberAndFewShotCells(t *testing.T) {
 	res := readCellResult(t, probe)
 	if res.Probe == nil || res.SelectedOn != finetune.ValidationSplit || res.Split != "test" {
 		t.Errorf("probe cell result %+v", res)
+	}
+	if res.TrainExamples != 300 {
+		t.Errorf("probe cell fitted on %d training examples, want the task's 300", res.TrainExamples)
 	}
 	few := filepath.Join(t.TempDir(), "few")
 	if _, _, err := FewShotFinetuner(backend, &plan, nil, 2)(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err != nil {

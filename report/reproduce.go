@@ -29,6 +29,11 @@ type TaskRef struct {
 	// step of the same batch.
 	Steps int `json:"steps,omitempty"`
 	Batch int `json:"batch,omitempty"`
+	// ProbeExamples, if positive, fits the linear probe on that many
+	// training examples (drawn by the seed) instead of all of them: the
+	// probe's cost grows with the training split, its accuracy hardly does
+	// past a few thousand examples of a 128-wide feature.
+	ProbeExamples int `json:"probe_examples,omitempty"`
 }
 
 // Variant is one pre-training set-up of the comparison.
@@ -41,7 +46,7 @@ type Variant struct {
 	Tau      float64 // temperature (0: the preset's)
 	Beta     float64 // final mask sparsity (0: the preset's)
 	Ranking  string  // mask ranking ("" : the preset's)
-	Ablation string  // "", "distill" or "mask": which ablation table it belongs to
+	Ablation string  // "", "distill", "mask" or "combine": which ablation table it belongs to
 	// Teacher marks a teacher run: pre-trained TeacherSteps() steps to be
 	// distilled from, neither fine-tuned nor in any table.
 	Teacher bool
@@ -66,7 +71,10 @@ type Plan struct {
 	AblationSeeds []int           `json:"ablation_seeds"`
 	Tasks         []TaskRef       `json:"tasks"`
 	Ablations     bool            `json:"ablations"`
-	Probes        int             `json:"probes"`
+	// AblationGroups, if set, keeps only the ablations of these groups
+	// ("distill", "mask", "combine"); empty: all of them.
+	AblationGroups []string `json:"ablation_groups,omitempty"`
+	Probes         int      `json:"probes"`
 	// PretrainSeeds pre-trains every main variant (and its teachers) once
 	// per seed; the ablations use the first. Empty: one run, the preset's
 	// seed.
@@ -138,6 +146,22 @@ func MainVariants() []Variant {
 		{Name: "joint + KD + GM", Mode: pretrain.ModeJoint, Distill: true, Mask: true},
 		{Name: "from scratch"},
 	}
+}
+
+// ablationVariants are the plan's ablation rows: every group, or those of
+// AblationGroups.
+func (p *Plan) ablationVariants() []Variant {
+	all := ablationVariants()
+	if len(p.AblationGroups) == 0 {
+		return all
+	}
+	var vs []Variant
+	for _, v := range all {
+		if slices.Contains(p.AblationGroups, v.Ablation) {
+			vs = append(vs, v)
+		}
+	}
+	return vs
 }
 
 func ablationVariants() []Variant {
@@ -278,6 +302,9 @@ func (r *Runner) config(v Variant) pretrain.Config {
 	if v.Teacher {
 		c.Steps = c.TeacherSteps()
 	}
+	if c.Mode != pretrain.ModeJoint {
+		c.Diagnostics = 0 // the conflict between two gradients needs both
+	}
 	if v.Distill {
 		tt, it := r.teachers(v.Seed)
 		c.DistillText.Teacher = filepath.Join(r.pretrainDir(tt), pretrain.ModelDir)
@@ -395,7 +422,7 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 	}
 	variants := MainVariants()
 	if r.Plan.Ablations {
-		variants = append(variants, ablationVariants()...)
+		variants = append(variants, r.Plan.ablationVariants()...)
 	}
 	b, _ := json.MarshalIndent(r.Record(variants), "", "  ")
 	if err := os.WriteFile(filepath.Join(r.Out, "plan.json"), append(b, '\n'), 0o644); err != nil {
