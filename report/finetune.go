@@ -152,11 +152,12 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		// The laptop-scale comparison on real data, sized (measured) for
 		// about 75 minutes on 2 CPU cores: two pre-training seeds of every
 		// main variant, teachers 2× longer than the students, a vocabulary
-		// learned from the corpus, the gradient-combination ablations, and
+		// learned from the corpus, PCGrad and CAGrad beside gradient masking
+		// (both pre-training seeds, for paired intervals), and
 		// two ways of scoring each encoder (a linear probe, and one epoch of
 		// full fine-tuning on MNIST). Few-shot fine-tuning and the other
-		// ablations are in the machinery (Protocol, Plan.AblationGroups) but
-		// do not fit this budget.
+		// ablations are in the machinery (Protocol, Plan.AblationRows) but do
+		// not fit this budget.
 		pc.Steps, pc.CheckpointEvery = 1000, 250
 		pc.TextBatch, pc.ImageBatch = 16, 32
 		pc.Model.PatchSize = 7
@@ -173,7 +174,8 @@ func PlanPreset(name, dataDir string) (Plan, error) {
 		p.Seeds = []int{1}
 		p.PretrainSeeds = []int{1, 2}
 		p.Ablations = true
-		p.AblationGroups = []string{"combine"}
+		p.AblationRows = []string{"joint + PCGrad", "joint + CAGrad"}
+		p.SeedAblations = true
 		p.Protocols = []Protocol{{Name: ProtocolProbe, Seeds: []int{1}}, {Name: ProtocolFinetune}}
 		p.Tasks = []TaskRef{
 			{Name: finetune.TaskMNIST, Data: filepath.Join(dataDir, "mnist"), Label: "MNIST", Modality: "image", ProbeExamples: 10000},

@@ -2,6 +2,7 @@ package report
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vitbert/vitbert/pretrain"
@@ -89,30 +90,26 @@ func TestMaskRankingAblations(t *testing.T) {
 	}
 }
 
-// AblationGroups keeps the ablations of the groups it names; empty keeps all.
-func TestAblationGroups(t *testing.T) {
-	all := (&Plan{}).ablationVariants()
-	groups := map[string]int{}
-	for _, v := range all {
-		groups[v.Ablation]++
+// AblationRows keeps the ablation rows it names, and names a row it does
+// not know; empty keeps all.
+func TestAblationRows(t *testing.T) {
+	all, err := (&Plan{}).ablationVariants()
+	if err != nil || len(all) != len(ablationVariants()) {
+		t.Fatalf("no filter: %d rows, %v; want all %d", len(all), err, len(ablationVariants()))
 	}
-	if groups["distill"] == 0 || groups["mask"] == 0 || groups["combine"] == 0 {
-		t.Fatalf("ablation groups %v, want distill, mask and combine", groups)
+	some, err := (&Plan{AblationRows: []string{"joint + CAGrad", "joint + PCGrad"}}).ablationVariants()
+	if err != nil || len(some) != 2 || some[0].Name != "joint + CAGrad" || some[1].Name != "joint + PCGrad" {
+		t.Fatalf("rows %v, %v; want joint + CAGrad and joint + PCGrad", some, err)
 	}
-	some := (&Plan{AblationGroups: []string{"combine"}}).ablationVariants()
-	if len(some) != groups["combine"] {
-		t.Fatalf("%d ablations kept, want the %d combine rows", len(some), groups["combine"])
-	}
-	for _, v := range some {
-		if v.Ablation != "combine" {
-			t.Errorf("%s (%s) kept, want combine rows only", v.Name, v.Ablation)
-		}
+	if _, err := (&Plan{AblationRows: []string{"joint + PCgrad"}}).ablationVariants(); err == nil || !strings.Contains(err.Error(), `"joint + PCgrad"`) {
+		t.Errorf("a misspelt row: %v, want an error naming it", err)
 	}
 }
 
 // With pre-training seeds, every main variant and its teachers run once per
 // seed, in their own folders, with that seed, and a KD run distils from the
-// teachers of its own seed; ablations run once.
+// teachers of its own seed; ablations run once, or once per seed with
+// SeedAblations.
 func TestPretrainSeedsExpandRuns(t *testing.T) {
 	p := microPlan(t)
 	p.Pretrain.Steps = 40
@@ -142,6 +139,11 @@ func TestPretrainSeedsExpandRuns(t *testing.T) {
 				t.Errorf("%s (seed %d) distils from %s, want %s", v.Name, v.Seed, c.DistillText.Teacher, want)
 			}
 		}
+	}
+	// With SeedAblations the ablation runs once per seed too.
+	r.Plan.SeedAblations = true
+	if runs := r.pretrainRuns(variants); len(runs) != 2*8+2 {
+		t.Errorf("seeded ablations: %d pre-training runs, want 18", len(runs))
 	}
 }
 

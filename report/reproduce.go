@@ -71,10 +71,14 @@ type Plan struct {
 	AblationSeeds []int           `json:"ablation_seeds"`
 	Tasks         []TaskRef       `json:"tasks"`
 	Ablations     bool            `json:"ablations"`
-	// AblationGroups, if set, keeps only the ablations of these groups
-	// ("distill", "mask", "combine"); empty: all of them.
-	AblationGroups []string `json:"ablation_groups,omitempty"`
-	Probes         int      `json:"probes"`
+	// AblationRows, if set, keeps only the ablation rows of these names
+	// (e.g. "joint + PCGrad"); empty: all of them.
+	AblationRows []string `json:"ablation_rows,omitempty"`
+	// SeedAblations pre-trains the ablation rows once per pre-training
+	// seed, as the main variants, so that their paired differences have
+	// intervals; otherwise they run once, with the first seed.
+	SeedAblations bool `json:"seed_ablations,omitempty"`
+	Probes        int  `json:"probes"`
 	// PretrainSeeds pre-trains every main variant (and its teachers) once
 	// per seed; the ablations use the first. Empty: one run, the preset's
 	// seed.
@@ -148,20 +152,26 @@ func MainVariants() []Variant {
 	}
 }
 
-// ablationVariants are the plan's ablation rows: every group, or those of
-// AblationGroups.
-func (p *Plan) ablationVariants() []Variant {
+// ablationVariants are the plan's ablation rows: all of them, or those
+// AblationRows names.
+func (p *Plan) ablationVariants() ([]Variant, error) {
 	all := ablationVariants()
-	if len(p.AblationGroups) == 0 {
-		return all
+	if len(p.AblationRows) == 0 {
+		return all, nil
 	}
 	var vs []Variant
-	for _, v := range all {
-		if slices.Contains(p.AblationGroups, v.Ablation) {
-			vs = append(vs, v)
+	for _, name := range p.AblationRows {
+		i := slices.IndexFunc(all, func(v Variant) bool { return v.Name == name })
+		if i < 0 {
+			var names []string
+			for _, v := range all {
+				names = append(names, fmt.Sprintf("%q", v.Name))
+			}
+			return nil, fmt.Errorf("plan: no ablation row %q (have %s)", name, strings.Join(names, ", "))
 		}
+		vs = append(vs, all[i])
 	}
-	return vs
+	return vs, nil
 }
 
 func ablationVariants() []Variant {
@@ -264,7 +274,7 @@ func (r *Runner) pretrainDir(v Variant) string {
 func (r *Runner) seeded(variants []Variant) []Variant {
 	var out []Variant
 	for _, v := range variants {
-		if v.Mode == "" || v.Ablation != "" || len(r.Plan.PretrainSeeds) == 0 {
+		if v.Mode == "" || v.Ablation != "" && !r.Plan.SeedAblations || len(r.Plan.PretrainSeeds) == 0 {
 			out = append(out, v)
 			continue
 		}
@@ -422,7 +432,11 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 	}
 	variants := MainVariants()
 	if r.Plan.Ablations {
-		variants = append(variants, r.Plan.ablationVariants()...)
+		abl, err := r.Plan.ablationVariants()
+		if err != nil {
+			return nil, err
+		}
+		variants = append(variants, abl...)
 	}
 	b, _ := json.MarshalIndent(r.Record(variants), "", "  ")
 	if err := os.WriteFile(filepath.Join(r.Out, "plan.json"), append(b, '\n'), 0o644); err != nil {
