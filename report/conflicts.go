@@ -9,7 +9,9 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
+	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -162,4 +164,49 @@ func ConflictFigure(path string, runs []NamedRun) error {
 		plots[k/cols][k%cols] = p
 	}
 	return saveTiles(path, plots, vg.Length(cols)*9*vg.Centimeter, vg.Length(rows)*7*vg.Centimeter)
+}
+
+// conflictSection draws the conflict figure of the joint runs (main and
+// ablation rows, first pre-training seed) that logged gradient diagnostics
+// and summarises the whole-encoder cosine of each; "" when none did.
+func (r *Runner) conflictSection(variants []Variant, figDir string) (string, error) {
+	var runs []NamedRun
+	for _, v := range variants {
+		if v.Mode != pretrain.ModeJoint {
+			continue
+		}
+		dir := r.pretrainDir(v)
+		if _, err := os.Stat(filepath.Join(dir, train.ConflictsFile)); err == nil {
+			runs = append(runs, NamedRun{Name: v.Name, Dir: dir})
+		}
+	}
+	if len(runs) == 0 {
+		return "", nil
+	}
+	if err := ConflictFigure(filepath.Join(figDir, "conflicts.png"), runs); err != nil {
+		return "", err
+	}
+	_, series, err := conflictCosines(runs)
+	if err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Cosine between the text and the image gradient of the shared encoder (before they are combined), every %d steps, per block and for the whole encoder; below zero the two tasks pull the shared weights apart:\n\n![gradient conflict](figures/conflicts.png)\n\n", r.Plan.Pretrain.Diagnostics)
+	sb.WriteString("| run | measurements | mean cosine, whole encoder | share below zero |\n|---|---:|---:|---:|\n")
+	for i, run := range runs {
+		xy := series[encoderPanel][i].XY
+		if len(xy) == 0 {
+			continue
+		}
+		mean, neg := 0.0, 0
+		for _, p := range xy {
+			mean += p.Y
+			if p.Y < 0 {
+				neg++
+			}
+		}
+		fmt.Fprintf(&sb, "| %s | %d | %+.3f | %.0f%% |\n", run.Name, len(xy), mean/float64(len(xy)), 100*float64(neg)/float64(len(xy)))
+	}
+	sb.WriteString("\n")
+	return sb.String(), nil
 }

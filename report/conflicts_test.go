@@ -113,3 +113,43 @@ func TestVariantCombine(t *testing.T) {
 		t.Errorf("plain joint: combine rule %q, want the preset's (none)", plain.Combine.Rule)
 	}
 }
+
+// The report's conflict section covers the joint runs that logged
+// diagnostics (the text-only run and a joint run without them are left out)
+// and gives each one's mean whole-encoder cosine and share below zero.
+func TestConflictSection(t *testing.T) {
+	p := microPlan(t)
+	p.Pretrain.Diagnostics = 5
+	r := &Runner{Plan: p, Out: t.TempDir()}
+	joint := Variant{Name: "joint", Mode: pretrain.ModeJoint}
+	pc := Variant{Name: "joint + PCGrad", Mode: pretrain.ModeJoint, Combine: train.CombinePCGrad, Ablation: "combine"}
+	silent := Variant{Name: "joint + KD", Mode: pretrain.ModeJoint, Distill: true}
+	text := Variant{Name: "BERT (text only)", Mode: pretrain.ModeText}
+	for _, v := range []Variant{joint, pc, silent, text} {
+		if err := os.MkdirAll(r.pretrainDir(v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConflicts(t, r.pretrainDir(joint), []train.ConflictReport{{Step: 5, Encoder: cos(0.2)}, {Step: 10, Encoder: cos(-0.1)}, {Step: 15, Encoder: cos(0.5)}})
+	writeConflicts(t, r.pretrainDir(pc), []train.ConflictReport{{Step: 5, Encoder: cos(-0.3)}})
+	writeConflicts(t, r.pretrainDir(text), []train.ConflictReport{{Step: 5, Encoder: cos(0.9)}})
+	figDir := t.TempDir()
+	got, err := r.conflictSection([]Variant{text, joint, silent, pc}, figDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| joint | 3 | +0.200 | 33% |", "| joint + PCGrad | 1 | -0.300 | 100% |", "figures/conflicts.png"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("section lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "BERT") || strings.Contains(got, "joint + KD") {
+		t.Errorf("section lists a run without joint diagnostics:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(figDir, "conflicts.png")); err != nil {
+		t.Errorf("no figure: %v", err)
+	}
+	if got, err := r.conflictSection([]Variant{text, silent}, figDir); got != "" || err != nil {
+		t.Errorf("no joint diagnostics: %q, %v; want nothing", got, err)
+	}
+}

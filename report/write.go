@@ -348,6 +348,11 @@ func (r *Runner) figures(variants []Variant) (string, error) {
 		sb.WriteString("Held-out MLM loss during pre-training, with the context-free reference (the held-out tokens' cross-entropy under the training unigram distribution) as a dashed line:\n\n![held-out MLM loss](figures/heldout_mlm.png)\n\n")
 	}
 	sb.WriteString("Loss curves of pre-training (moving average; a KD run's loss includes its soft term, so its level is not comparable with plain cross-entropy):\n\n![text loss](figures/loss_text.png)\n![image loss](figures/loss_image.png)\n\n")
+	if conflicts, err := r.conflictSection(variants, figDir); err != nil {
+		return "", err
+	} else {
+		sb.WriteString(conflicts)
+	}
 	for _, v := range variants {
 		if !v.Mask || (v.Name != "joint + GM" && v.Ranking == "") {
 			continue
