@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -215,5 +216,33 @@ func TestConfigDevices(t *testing.T) {
 	_, err := NewSetup(compute.MustNew(), c)
 	if err == nil || !strings.Contains(err.Error(), "has 1 device(s)") {
 		t.Errorf("2 devices on the go backend: error %v", err)
+	}
+}
+
+// The MLM reads its context: on a corpus whose every passage repeats one
+// word, a masked word is given by the other words of its text, while a
+// context-free predictor can do no better than the unigram entropy (ln 20).
+// The loss must fall far below it; it does not when the text cannot attend
+// to its other tokens.
+func TestMLMUsesContext(t *testing.T) {
+	dir := t.TempDir()
+	var sb strings.Builder
+	// Passages of 290 words: texts are packed from the running tokens, so
+	// only about one text in ten straddles two passages.
+	for i := range 100 {
+		w := fmt.Sprintf("w%c ", 'a'+i%20)
+		sb.WriteString(strings.Repeat(w, 290) + "\n\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "repeat.txt"), []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := micro(t, ModeText, 300)
+	c.Data.Corpus, c.Data.VocabSize, c.TextBatch = dir, 80, 8
+	out := t.TempDir()
+	run(t, c, out, Options{})
+	rows := readMetrics(t, out)
+	last := mean(rows[len(rows)-20:], "loss_text")
+	if uni := math.Log(20); last > 0.3*uni {
+		t.Errorf("MLM loss over the last 20 steps %.3f, want below %.3f (0.3 × the unigram entropy %.3f)", last, 0.3*uni, uni)
 	}
 }
