@@ -149,7 +149,7 @@ def main():
         if (step + 1) % a.eval_every == 0 or step + 1 == a.steps:
             with torch.no_grad():
                 hl = sum(torch.nn.functional.cross_entropy(model(i)[c], t[c]).item() for i, t, c in held_batches) / len(held_batches)
-            print(f"step {step + 1}: held-out MLM loss {hl:.3f} ({cross - hl:+.3f} below the unigram reference)", flush=True)
+            print(f"step {step + 1}: held-out MLM loss {hl:.3f}, unigram reference minus loss {cross - hl:+.3f} nats", flush=True)
 
 
 if __name__ == "__main__":
