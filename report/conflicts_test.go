@@ -2,6 +2,8 @@ package report
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -151,5 +153,47 @@ func TestConflictSection(t *testing.T) {
 	}
 	if got, err := r.conflictSection([]Variant{text, silent}, figDir); got != "" || err != nil {
 		t.Errorf("no joint diagnostics: %q, %v; want nothing", got, err)
+	}
+}
+
+// The combine section compares gradient masking with every combine row under
+// every protocol: a table each, and paired differences over the seeds the
+// rows share (hand values: GM − PCGrad is 2 and 4 points under fine-tuning,
+// −1 and −1 under the probe).
+func TestCombineSection(t *testing.T) {
+	p := microPlan(t)
+	p.Tasks = []TaskRef{{Name: "mnist", Label: "MNIST", Modality: "image"}}
+	r := &Runner{Plan: p, Out: t.TempDir()}
+	var cells []Cell
+	add := func(proto, variant string, ps int, x float64) {
+		cells = append(cells, Cell{Variant: variant, Task: "MNIST", Protocol: proto, PretrainSeed: ps, Seed: 1,
+			Metrics: map[string]float64{"accuracy": x}, Main: "accuracy", Dir: filepath.Join(r.Out, proto, variant, fmt.Sprint(ps))})
+	}
+	add(ProtocolFinetune, "joint + GM", 1, 0.92)
+	add(ProtocolFinetune, "joint + GM", 2, 0.95)
+	add(ProtocolFinetune, "joint + PCGrad", 1, 0.90)
+	add(ProtocolFinetune, "joint + PCGrad", 2, 0.91)
+	add(ProtocolProbe, "joint + GM", 1, 0.70)
+	add(ProtocolProbe, "joint + GM", 2, 0.71)
+	add(ProtocolProbe, "joint + PCGrad", 1, 0.71)
+	add(ProtocolProbe, "joint + PCGrad", 2, 0.72)
+	gm := Variant{Name: "joint + GM", Mode: pretrain.ModeJoint, Mask: true}
+	pc := Variant{Name: "joint + PCGrad", Mode: pretrain.ModeJoint, Combine: train.CombinePCGrad, Ablation: "combine"}
+	protocols := []Protocol{{Name: ProtocolProbe}, {Name: ProtocolFinetune}}
+	got := r.combineSection(cells, []Variant{gm, pc}, []Variant{pc}, protocols)
+	for _, pr := range protocols {
+		if !strings.Contains(got, "### "+pr.Label()) {
+			t.Errorf("no table for %s:\n%s", pr.Label(), got)
+		}
+	}
+	ft := PairedDiff(cells, "joint + GM", "joint + PCGrad", "MNIST", ProtocolFinetune)
+	probe := PairedDiff(cells, "joint + GM", "joint + PCGrad", "MNIST", ProtocolProbe)
+	if ft.N != 2 || math.Abs(ft.Mean-0.03) > 1e-9 || probe.N != 2 || math.Abs(probe.Mean+0.01) > 1e-9 {
+		t.Fatalf("paired differences %+v and %+v, want means 3 and −1 over 2 pairs", ft, probe)
+	}
+	for _, want := range []string{"- MNIST: joint + GM − joint + PCGrad = " + ft.String(), "- MNIST: joint + GM − joint + PCGrad = " + probe.String()} {
+		if !strings.Contains(got, want) {
+			t.Errorf("section lacks %q:\n%s", want, got)
+		}
 	}
 }

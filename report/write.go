@@ -105,6 +105,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	first := CellsOf(cells, protocols[0].Name)
 	sb.WriteString("### What the table says (" + protocols[0].Label() + ")\n\n")
 	sb.WriteString(r.findings(first, p.Tasks))
+	all := cells
 	cells = first
 	if len(distill) > 0 {
 		fmt.Fprintf(&sb, "\n## Distillation ratio and temperature\n\n%s\n", r.Table(cells, append([]Variant{find("joint + KD")}, distill...), p.Tasks))
@@ -116,16 +117,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	}
 	if len(combine) > 0 {
 		rows := append([]Variant{find("joint"), find("joint + GM")}, combine...)
-		fmt.Fprintf(&sb, "\n## Other ways to combine the two gradients\n\n%s\n", r.Table(cells, append(rows, find("joint + KD + GM")), p.Tasks))
-		sb.WriteString("PCGrad projects each task's gradient of the shared encoder off the other's when they conflict; CAGrad (c = " +
-			fmt.Sprint(pc.Combine.C) + ") moves the mean gradient within a ball that also decreases the worse task; `joint + GM` is the paper's gradient masking.\n")
-		for _, t := range p.Tasks {
-			for _, other := range []string{"joint + PCGrad", "joint + CAGrad"} {
-				if d := PairedDiff(cells, "joint + GM", other, t.Label, protocols[0].Name); d.N > 0 {
-					fmt.Fprintf(&sb, "- %s: joint + GM − %s = %s points\n", t.Label, other, d)
-				}
-			}
-		}
+		sb.WriteString(r.combineSection(all, append(rows, find("joint + KD + GM")), combine, protocols))
 	}
 	sb.WriteString("\n## Figures\n\n")
 	figs, err := r.figures(variants)
@@ -376,4 +368,27 @@ func (r *Runner) figures(variants []Variant) (string, error) {
 		fmt.Fprintf(&sb, "Neuron activations (mean |GELU output| of every MLP neuron over a fixed batch) of every block at several training steps, for text and images, %s:\n\n![activations](figures/activations_%s.png)\n\n", v.Name, name)
 	}
 	return sb.String(), nil
+}
+
+// combineSection is the report's comparison of gradient masking with the
+// other combine rules: under every protocol, the table of rows and the
+// paired differences joint + GM − each of the combine rows.
+func (r *Runner) combineSection(cells []Cell, rows, combine []Variant, protocols []Protocol) string {
+	var sb strings.Builder
+	sb.WriteString("\n## Other ways to combine the two gradients\n\n")
+	sb.WriteString("PCGrad projects each task's gradient of the shared encoder off the other's when they conflict; CAGrad (c = " +
+		fmt.Sprint(r.Plan.Pretrain.Combine.C) + ") moves the mean gradient within a ball that also decreases the worse task; `joint + GM` is the paper's gradient masking. " +
+		"Under each table, the paired differences joint + GM − other, in points with their 95% intervals.\n")
+	for _, pr := range protocols {
+		pcells := CellsOf(cells, pr.Name)
+		fmt.Fprintf(&sb, "\n### %s\n\n%s\n", pr.Label(), r.Table(pcells, rows, r.Plan.Tasks))
+		for _, t := range r.Plan.Tasks {
+			for _, other := range combine {
+				if d := PairedDiff(pcells, "joint + GM", other.Name, t.Label, pr.Name); d.N > 0 {
+					fmt.Fprintf(&sb, "- %s: joint + GM − %s = %s points\n", t.Label, other.Name, d)
+				}
+			}
+		}
+	}
+	return sb.String()
 }
