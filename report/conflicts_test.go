@@ -197,3 +197,24 @@ func TestCombineSection(t *testing.T) {
 		}
 	}
 }
+
+// Over a narrow range the y-axis labels of a line plot stay distinct.
+func TestDistinctTicks(t *testing.T) {
+	for _, r := range [][2]float64{{6.58, 6.71}, {0, 1}, {6.5, 6.501}, {100, 3000}} {
+		seen := map[string]bool{}
+		n := 0
+		for _, tk := range (distinctTicks{}).Ticks(r[0], r[1]) {
+			if tk.Label == "" {
+				continue
+			}
+			n++
+			if seen[tk.Label] {
+				t.Errorf("range %v: label %q twice", r, tk.Label)
+			}
+			seen[tk.Label] = true
+		}
+		if n < 2 {
+			t.Errorf("range %v: %d labelled ticks", r, n)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/safetensors"
@@ -80,6 +81,7 @@ func LinePlot(path, title, xlabel, ylabel string, series []Series) error {
 	p := plot.New()
 	p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, xlabel, ylabel
 	p.Legend.Top = true
+	p.Y.Tick.Marker = distinctTicks{}
 	p.Add(plotter.NewGrid())
 	for i, s := range series {
 		if len(s.XY) == 0 {
@@ -99,6 +101,36 @@ func LinePlot(path, title, xlabel, ylabel string, series []Series) error {
 		p.Legend.Add(s.Name, l)
 	}
 	return p.Save(18*vg.Centimeter, 11*vg.Centimeter, path)
+}
+
+// distinctTicks are gonum's default ticks with the labels of the major ones
+// given as many decimals as it takes to tell them apart: over a narrow range
+// (held-out losses between 6.58 and 6.71) the default labels 6.6 twice.
+type distinctTicks struct{}
+
+func (distinctTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for prec := 0; prec <= 8; prec++ {
+		seen := map[string]bool{}
+		distinct := true
+		for _, t := range ticks {
+			if t.Label == "" {
+				continue
+			}
+			l := strconv.FormatFloat(t.Value, 'f', prec, 64)
+			distinct = distinct && !seen[l]
+			seen[l] = true
+		}
+		if distinct {
+			for i := range ticks {
+				if ticks[i].Label != "" {
+					ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', prec, 64)
+				}
+			}
+			break
+		}
+	}
+	return ticks
 }
 
 // LossFigure plots one loss of several runs, smoothed.
