@@ -128,6 +128,11 @@ func ConflictFigure(path string, runs []NamedRun) error {
 	if err != nil {
 		return err
 	}
+	return drawConflicts(path, blocks, series)
+}
+
+// drawConflicts draws ConflictFigure from conflictCosines' blocks and series.
+func drawConflicts(path string, blocks []string, series map[string][]Series) error {
 	if len(blocks) == 0 {
 		return fmt.Errorf("conflict figure %s: the runs measured no gradient cosine", path)
 	}
@@ -183,11 +188,11 @@ func (r *Runner) conflictSection(variants []Variant, figDir string) (string, err
 	if len(runs) == 0 {
 		return "", nil
 	}
-	if err := ConflictFigure(filepath.Join(figDir, "conflicts.png"), runs); err != nil {
+	blocks, series, err := conflictCosines(runs)
+	if err != nil {
 		return "", err
 	}
-	_, series, err := conflictCosines(runs)
-	if err != nil {
+	if err := drawConflicts(filepath.Join(figDir, "conflicts.png"), blocks, series); err != nil {
 		return "", err
 	}
 	var sb strings.Builder
@@ -198,14 +203,15 @@ func (r *Runner) conflictSection(variants []Variant, figDir string) (string, err
 		if len(xy) == 0 {
 			continue
 		}
-		mean, neg := 0.0, 0
-		for _, p := range xy {
-			mean += p.Y
+		ys, neg := make([]float64, len(xy)), 0
+		for k, p := range xy {
+			ys[k] = p.Y
 			if p.Y < 0 {
 				neg++
 			}
 		}
-		fmt.Fprintf(&sb, "| %s | %d | %+.3f | %.0f%% |\n", run.Name, len(xy), mean/float64(len(xy)), 100*float64(neg)/float64(len(xy)))
+		mean, _ := stat(ys)
+		fmt.Fprintf(&sb, "| %s | %d | %+.3f | %.0f%% |\n", run.Name, len(xy), mean, 100*float64(neg)/float64(len(xy)))
 	}
 	sb.WriteString("\n")
 	return sb.String(), nil

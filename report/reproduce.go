@@ -274,7 +274,7 @@ func (r *Runner) pretrainDir(v Variant) string {
 func (r *Runner) seeded(variants []Variant) []Variant {
 	var out []Variant
 	for _, v := range variants {
-		if v.Mode == "" || v.Ablation != "" && !r.Plan.SeedAblations || len(r.Plan.PretrainSeeds) == 0 {
+		if v.Mode == "" || (v.Ablation != "" && !r.Plan.SeedAblations) || len(r.Plan.PretrainSeeds) == 0 {
 			out = append(out, v)
 			continue
 		}
