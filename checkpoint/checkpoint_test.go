@@ -62,6 +62,9 @@ func TestExportHFRoundTrip(t *testing.T) {
 		if back.Arch != m.Arch {
 			t.Errorf("%s: architecture %s after export, was %s", src, back.Arch, m.Arch)
 		}
+		if m.Config.InitRange != 0.02 || back.Config.InitRange != m.Config.InitRange {
+			t.Errorf("%s: initializer_range %g imported (config.json: 0.02), %g after export", src, m.Config.InitRange, back.Config.InitRange)
+		}
 		sameWeights(t, m, back)
 	}
 }

@@ -27,7 +27,7 @@ func ExportHF(dir string, c *model.Config, weights map[string][]float32) error {
 		"model_type": modelType, "hidden_size": c.Hidden, "num_hidden_layers": c.Layers,
 		"num_attention_heads": c.Heads, "intermediate_size": c.MLP, "hidden_act": c.Activation,
 		"layer_norm_eps": c.LayerNormEps, "hidden_dropout_prob": c.Dropout,
-		"attention_probs_dropout_prob": c.AttnDropout, "initializer_range": model.InitStddev,
+		"attention_probs_dropout_prob": c.AttnDropout, "initializer_range": c.InitStd(),
 	}
 	var heads []model.HeadConfig
 	for _, h := range c.TaskHeads {

@@ -25,6 +25,7 @@ type hfConfig struct {
 	LayerNormEps      float64           `json:"layer_norm_eps"`
 	HiddenDropout     float64           `json:"hidden_dropout_prob"`
 	AttnDropout       float64           `json:"attention_probs_dropout_prob"`
+	InitializerRange  float64           `json:"initializer_range"`
 	VocabSize         int               `json:"vocab_size"`
 	MaxPositions      int               `json:"max_position_embeddings"`
 	TypeVocabSize     int               `json:"type_vocab_size"`
@@ -109,7 +110,7 @@ func (h *hfConfig) modelConfig(path string) (model.Config, string, error) {
 	}
 	c = model.Config{
 		Hidden: h.HiddenSize, Layers: h.NumLayers, Heads: h.NumHeads, MLP: h.Intermediate,
-		LayerNormEps: eps, Dropout: h.HiddenDropout, AttnDropout: h.AttnDropout, Activation: act,
+		LayerNormEps: eps, Dropout: h.HiddenDropout, AttnDropout: h.AttnDropout, Activation: act, InitRange: h.InitializerRange,
 	}
 	if h.PositionEmbedding != "" && h.PositionEmbedding != "absolute" {
 		return c, "", fmt.Errorf("%s: position_embedding_type %q is not supported (only absolute positions)", path, h.PositionEmbedding)

@@ -13,6 +13,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 )
 
 // Norm placement in each encoder block.
@@ -56,6 +57,11 @@ type Config struct {
 	Dropout      float64 `json:"dropout"`
 	AttnDropout  float64 `json:"attention_dropout"`
 	Activation   string  `json:"activation"` // gelu (exact), gelu_tanh, relu
+	// InitRange is the standard deviation of the normal initialisation of
+	// every weight and embedding (Hugging Face's initializer_range); 0 means
+	// BERT's and ViT's 0.02. It matters only for variables drawn fresh: a
+	// model trained from scratch, a new task head.
+	InitRange float64 `json:"initializer_range,omitempty"`
 
 	// Image tokenizer. ImageSize 0 means the model has no image side.
 	ImageSize int `json:"image_size"`
@@ -90,6 +96,15 @@ func Base() Config {
 		ImageSize: 224, Channels: 3, PatchSize: 16,
 		VocabSize: 30522, MaxTextLength: 128, SegmentVocab: 2,
 	}
+}
+
+// InitStd is the standard deviation of the normal initialisation: InitRange,
+// or DefaultInitRange when it is 0.
+func (c *Config) InitStd() float64 {
+	if c.InitRange > 0 {
+		return c.InitRange
+	}
+	return DefaultInitRange
 }
 
 // HasText and HasImage tell which tokenizers the model has.
@@ -140,6 +155,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("model config: hidden_size %d is not a multiple of num_heads %d", c.Hidden, c.Heads)
 	case c.Norm != PreNorm && c.Norm != PostNorm:
 		return fmt.Errorf("model config: norm must be %q or %q, got %q", PreNorm, PostNorm, c.Norm)
+	case !(c.InitRange >= 0) || math.IsInf(c.InitRange, 0):
+		return fmt.Errorf("model config: initializer_range must be a finite value ≥ 0 (0: BERT's %g), got %g", DefaultInitRange, c.InitRange)
 	case c.LayerNormEps <= 0:
 		return fmt.Errorf("model config: layer_norm_eps must be positive, got %g", c.LayerNormEps)
 	case c.Dropout < 0 || c.Dropout >= 1 || c.AttnDropout < 0 || c.AttnDropout >= 1:

@@ -12,15 +12,15 @@ import (
 )
 
 // CreateVariables declares every variable of the model in store, with BERT's
-// initialisation: N(0, 0.02) for weights and embeddings, zero biases and
-// LayerNorm offsets, unit LayerNorm gains. Values are drawn by
+// initialisation: N(0, c.InitStd()) for weights and embeddings, zero biases
+// and LayerNorm offsets, unit LayerNorm gains. Values are drawn by
 // store.InitializeVariables; variables that already exist keep their values.
 func CreateVariables(store *mlmodel.Store, c *Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	for _, v := range Variables(c) {
-		init := Initializer(store, v.Path)
+		init := Initializer(store, c, v.Path)
 		shape := shapes.Make(dtypes.Float32, v.Shape...)
 		if old := store.GetVariable(v.Path); old != nil && !old.Shape().Equal(shape) {
 			return fmt.Errorf("variable %s has shape %s, the model wants %s", v.Path, old.Shape(), shape)
@@ -30,16 +30,17 @@ func CreateVariables(store *mlmodel.Store, c *Config) error {
 	return nil
 }
 
-// Initializer is the initialisation of the variable at path: unit LayerNorm
-// gains, zero biases and LayerNorm offsets, N(0, 0.02) for the rest.
-func Initializer(store *mlmodel.Store, path string) mlmodel.VariableInitializer {
+// Initializer is the initialisation of the variable at path of a model of
+// configuration c: unit LayerNorm gains, zero biases and LayerNorm offsets,
+// N(0, c.InitStd()) for the rest.
+func Initializer(store *mlmodel.Store, c *Config, path string) mlmodel.VariableInitializer {
 	switch pathpkg.Base(path) {
 	case "gain":
 		return initializer.One
 	case "offset", "biases":
 		return initializer.Zero
 	}
-	return initializer.RandomNormalFn(store.RootScope(), InitStddev)
+	return initializer.RandomNormalFn(store.RootScope(), c.InitStd())
 }
 
 // NewStore returns a store holding a freshly initialised model, drawn from seed.

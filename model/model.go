@@ -22,9 +22,9 @@ const (
 	HeadsScope   = "heads"
 )
 
-// InitStddev is the standard deviation of the normal initialisation of every
-// weight (BERT's and ViT's initializer_range).
-const InitStddev = 0.02
+// DefaultInitRange is BERT's and ViT's initializer_range: the standard
+// deviation of the normal initialisation when Config.InitRange is 0.
+const DefaultInitRange = 0.02
 
 func activationType(name string) (activation.Type, error) {
 	switch name {

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -166,5 +168,39 @@ func runImageStep(t *testing.T, backend compute.Backend, store *mlmodel.Store, c
 	})
 	if _, err := e.Exec(tensors.FromShape(shapes.Make(dtypes.Float32, B, c.Channels, c.ImageSize, c.ImageSize))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInitRange checks that fresh weights are drawn with the configured
+// standard deviation (BERT's 0.02 when unset) and that a bad value is refused.
+func TestInitRange(t *testing.T) {
+	for _, tc := range []struct{ set, want float64 }{{0, 0.02}, {0.09, 0.09}} {
+		c := testConfig()
+		c.InitRange = tc.set
+		store, err := NewStore(compute.MustNew(), &c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := "/" + TextScope + "/embeddings/word/embeddings"
+		v := store.GetVariable(path)
+		if v == nil {
+			t.Fatalf("%s not in the store", path)
+		}
+		x := tensors.MustCopyFlatData[float32](v.MustValue())
+		var ss float64
+		for _, f := range x {
+			ss += float64(f) * float64(f)
+		}
+		got := math.Sqrt(ss / float64(len(x)))
+		if math.Abs(got-tc.want) > 0.1*tc.want {
+			t.Errorf("initializer_range %g: %s has std %.4f over %d values, want %g", tc.set, path, got, len(x), tc.want)
+		}
+	}
+	for _, bad := range []float64{-0.01, math.NaN(), math.Inf(1)} {
+		c := testConfig()
+		c.InitRange = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "initializer_range") {
+			t.Errorf("initializer_range %g: Validate gave %v, want an error naming initializer_range", bad, err)
+		}
 	}
 }

@@ -123,7 +123,7 @@ func AddTeacher(store *mlmodel.Store, scope string, t *Teacher, weights map[stri
 		}
 		var sv *mlmodel.Variable
 		if weights == nil {
-			sv = store.VariableWithShape(path, shapes.Make(dtypes.Float32, v.Shape...), model.Initializer(store, v.Path))
+			sv = store.VariableWithShape(path, shapes.Make(dtypes.Float32, v.Shape...), model.Initializer(store, &t.Config, v.Path))
 		} else {
 			vals, ok := weights[v.Path]
 			if !ok {

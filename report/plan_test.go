@@ -145,6 +145,31 @@ func TestPretrainSeedsExpandRuns(t *testing.T) {
 	if runs := r.pretrainRuns(variants); len(runs) != 2*8+2 {
 		t.Errorf("seeded ablations: %d pre-training runs, want 18", len(runs))
 	}
+	// With SharedTeachers the teachers run once, with the first seed, and
+	// both seeds' KD runs distil from them.
+	r.Plan.SharedTeachers, r.Plan.SeedAblations = true, false
+	runs = r.pretrainRuns(variants)
+	if len(runs) != 2+2*6+1 {
+		t.Fatalf("shared teachers: %d pre-training runs, want 15", len(runs))
+	}
+	kdSeeds := map[int]bool{}
+	for _, v := range runs {
+		if v.Teacher && v.Seed != 7 {
+			t.Errorf("shared teachers: %s runs with seed %d, want the first seed 7", v.Name, v.Seed)
+		}
+		if !v.Distill {
+			continue
+		}
+		kdSeeds[v.Seed] = true
+		c := r.config(v)
+		want := filepath.Join(r.pretrainDir(Variant{Name: "BERT teacher", Mode: pretrain.ModeText, Teacher: true, Seed: 7}), pretrain.ModelDir)
+		if c.DistillText.Teacher != want {
+			t.Errorf("shared teachers: %s (seed %d) distils from %s, want %s", v.Name, v.Seed, c.DistillText.Teacher, want)
+		}
+	}
+	if !kdSeeds[7] || !kdSeeds[8] {
+		t.Errorf("shared teachers: KD runs with seeds %v, want both 7 and 8", kdSeeds)
+	}
 }
 
 // Every named plan is a valid pre-training configuration with a protocol

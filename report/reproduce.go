@@ -83,6 +83,11 @@ type Plan struct {
 	// per seed; the ablations use the first. Empty: one run, the preset's
 	// seed.
 	PretrainSeeds []int `json:"pretrain_seeds,omitempty"`
+	// SharedTeachers trains the separate teachers once, with the first
+	// pre-training seed, and every seed's KD variants distil from them, as
+	// the paper distils from one fixed BERT and one fixed ViT; otherwise
+	// each seed has its own teachers.
+	SharedTeachers bool `json:"shared_teachers,omitempty"`
 	// Protocols are the ways each pre-trained encoder is scored on each task
 	// (empty: full fine-tuning only).
 	Protocols []Protocol `json:"protocols,omitempty"`
@@ -290,12 +295,16 @@ func (r *Runner) seeded(variants []Variant) []Variant {
 // teachers are the runs the KD variants distil from: the single-modality
 // rows of the main table when teachers train as long as the students, else
 // separate, longer runs (Config.TeacherStepsFactor), so that the table's
-// BERT and ViT rows keep the students' budget.
+// BERT and ViT rows keep the students' budget; those are the first seed's
+// with Plan.SharedTeachers.
 func (r *Runner) teachers(seed int) (text, image Variant) {
 	if c := r.Plan.Pretrain; c.TeacherSteps() <= c.Steps {
 		text, image = MainVariants()[0], MainVariants()[1]
 		text.Seed, image.Seed = seed, seed
 		return text, image
+	}
+	if r.Plan.SharedTeachers && len(r.Plan.PretrainSeeds) > 0 {
+		seed = r.Plan.PretrainSeeds[0]
 	}
 	return Variant{Name: "BERT teacher", Mode: pretrain.ModeText, Teacher: true, Seed: seed},
 		Variant{Name: "ViT teacher", Mode: pretrain.ModeImage, Teacher: true, Seed: seed}

@@ -88,6 +88,7 @@ def main():
     ap.add_argument("--length", type=int, default=64)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-std", type=float, default=0.02, help="standard deviation of the normal initialisation (BERT: 0.02)")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
@@ -131,7 +132,7 @@ def main():
 
     g = torch.Generator().manual_seed(a.seed + 1)
     held_batches = [masked(batch(test, 64, random.Random(100 + k)), g) for k in range(4)]
-    model = MLM(vocab, a.length)
+    model = MLM(vocab, a.length, std=a.init_std)
     decay = [q for q in model.parameters() if q.dim() > 1]
     no_decay = [q for q in model.parameters() if q.dim() <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0}], lr=a.lr)
