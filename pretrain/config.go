@@ -154,24 +154,20 @@ func Preset(name string) (Config, error) {
 		LogEvery:     1, KeepCheckpoints: 2,
 	}
 	switch name {
-	case "tiny":
+	case "tiny", "small":
+		// Laptop sizes on 28×28 grey images; small is 4 blocks of D=256.
 		c.Model = model.Tiny()
+		c.Steps, c.TextBatch, c.ImageBatch, c.CheckpointEvery = 300, 16, 16, 100
+		lr := 1e-3
+		if name == "small" {
+			c.Model.Hidden, c.Model.Layers, c.Model.MLP, c.Model.MaxTextLength = 256, 4, 1024, 128
+			c.Steps, c.TextBatch, c.ImageBatch, c.CheckpointEvery = 2000, 32, 32, 250
+			lr = 5e-4
+		}
 		c.Model.ImageSize, c.Model.Channels, c.Model.PatchSize = 28, 1, 4
 		c.Model.InitRange = fanInStd(c.Model.Hidden)
-		c.Steps, c.TextBatch, c.ImageBatch = 300, 16, 16
 		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
-		c.Optimizer.LearningRate = 1e-3
-		c.CheckpointEvery = 100
-		c.TiedMLM, c.TeacherStepsFactor = true, 3
-	case "small":
-		c.Model = model.Tiny()
-		c.Model.Hidden, c.Model.Layers, c.Model.MLP, c.Model.MaxTextLength = 256, 4, 1024, 128
-		c.Model.ImageSize, c.Model.Channels, c.Model.PatchSize = 28, 1, 4
-		c.Model.InitRange = fanInStd(c.Model.Hidden)
-		c.Steps, c.TextBatch, c.ImageBatch = 2000, 32, 32
-		c.Optimizer = train.DefaultOptimizerConfig(c.Steps)
-		c.Optimizer.LearningRate = 5e-4
-		c.CheckpointEvery = 250
+		c.Optimizer.LearningRate = lr
 		c.TiedMLM, c.TeacherStepsFactor = true, 3
 	case "base":
 		c.Model = model.Base()

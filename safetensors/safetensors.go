@@ -169,49 +169,39 @@ func (t *Tensor) Int64s() ([]int64, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	out := make([]int64, t.NumElements())
-	b := t.Data
-	switch t.DType {
-	case I64:
-		for i := range out {
-			out[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
-		}
-	case U64:
-		for i := range out {
-			u := binary.LittleEndian.Uint64(b[8*i:])
-			if u > math.MaxInt64 {
-				return nil, fmt.Errorf("tensor %q: element %d = %d does not fit in int64", t.Name, i, u)
-			}
-			out[i] = int64(u)
-		}
-	case I32:
-		for i := range out {
-			out[i] = int64(int32(binary.LittleEndian.Uint32(b[4*i:])))
-		}
-	case U32:
-		for i := range out {
-			out[i] = int64(binary.LittleEndian.Uint32(b[4*i:]))
-		}
-	case I16:
-		for i := range out {
-			out[i] = int64(int16(binary.LittleEndian.Uint16(b[2*i:])))
-		}
-	case U16:
-		for i := range out {
-			out[i] = int64(binary.LittleEndian.Uint16(b[2*i:]))
-		}
-	case I8:
-		for i := range out {
-			out[i] = int64(int8(b[i]))
-		}
-	case U8, BOOL:
-		for i := range out {
-			out[i] = int64(b[i])
-		}
-	default:
+	read, ok := intReaders[t.DType]
+	if !ok {
 		return nil, fmt.Errorf("tensor %q: dtype %s is not an integer type", t.Name, t.DType)
 	}
+	size, _ := t.DType.Size()
+	out := make([]int64, t.NumElements())
+	for i := range out {
+		v, err := read(t.Data[size*i:])
+		if err != nil {
+			return nil, fmt.Errorf("tensor %q: element %d %w", t.Name, i, err)
+		}
+		out[i] = v
+	}
 	return out, nil
+}
+
+// intReaders read one little-endian element of each integer dtype.
+var intReaders = map[DType]func(b []byte) (int64, error){
+	I64: func(b []byte) (int64, error) { return int64(binary.LittleEndian.Uint64(b)), nil },
+	U64: func(b []byte) (int64, error) {
+		if u := binary.LittleEndian.Uint64(b); u <= math.MaxInt64 {
+			return int64(u), nil
+		} else {
+			return 0, fmt.Errorf("= %d does not fit in int64", u)
+		}
+	},
+	I32:  func(b []byte) (int64, error) { return int64(int32(binary.LittleEndian.Uint32(b))), nil },
+	U32:  func(b []byte) (int64, error) { return int64(binary.LittleEndian.Uint32(b)), nil },
+	I16:  func(b []byte) (int64, error) { return int64(int16(binary.LittleEndian.Uint16(b))), nil },
+	U16:  func(b []byte) (int64, error) { return int64(binary.LittleEndian.Uint16(b)), nil },
+	I8:   func(b []byte) (int64, error) { return int64(int8(b[0])), nil },
+	U8:   func(b []byte) (int64, error) { return int64(b[0]), nil },
+	BOOL: func(b []byte) (int64, error) { return int64(b[0]), nil },
 }
 
 // NewF32 makes a float32 tensor (the shape is copied).

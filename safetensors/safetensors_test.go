@@ -198,3 +198,38 @@ func TestWriteFileRejectsBadTensorsAndIsAtomic(t *testing.T) {
 		t.Errorf("directory holds %d entries, want only the file", len(entries))
 	}
 }
+
+// TestInt64sEveryIntegerDType decodes -2 (or 254, 65534, … for the unsigned
+// types) from each integer dtype's little-endian bytes, and refuses a U64
+// above the int64 range and a float tensor.
+func TestInt64sEveryIntegerDType(t *testing.T) {
+	cases := []struct {
+		dt   DType
+		b    []byte
+		want int64
+	}{
+		{I64, []byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, -2},
+		{U64, []byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, math.MaxInt64 - 1},
+		{I32, []byte{0xfe, 0xff, 0xff, 0xff}, -2},
+		{U32, []byte{0xfe, 0xff, 0xff, 0xff}, math.MaxUint32 - 1},
+		{I16, []byte{0xfe, 0xff}, -2},
+		{U16, []byte{0xfe, 0xff}, math.MaxUint16 - 1},
+		{I8, []byte{0xfe}, -2},
+		{U8, []byte{0xfe}, 254},
+		{BOOL, []byte{1}, 1},
+	}
+	for _, c := range cases {
+		x := &Tensor{Name: "x", DType: c.dt, Shape: []int{2}, Data: append(append([]byte{}, c.b...), c.b...)}
+		got, err := x.Int64s()
+		if err != nil || len(got) != 2 || got[0] != c.want || got[1] != c.want {
+			t.Errorf("%s: %v, %v; want [%d %d]", c.dt, got, err, c.want, c.want)
+		}
+	}
+	big := &Tensor{Name: "big", DType: U64, Shape: []int{1}, Data: []byte{0, 0, 0, 0, 0, 0, 0, 0x80}}
+	if _, err := big.Int64s(); err == nil || !strings.Contains(err.Error(), "does not fit in int64") {
+		t.Errorf("U64 2^63: %v, want an error saying it does not fit", err)
+	}
+	if _, err := NewF32("f", []int{1}, []float32{1}).Int64s(); err == nil || !strings.Contains(err.Error(), "not an integer type") {
+		t.Errorf("F32: %v, want an error saying it is not an integer type", err)
+	}
+}

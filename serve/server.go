@@ -293,19 +293,28 @@ func shape[T any](many bool, out []T) any {
 	return out[0]
 }
 
-type fillMaskRequest struct {
-	Model  string            `json:"model"`
-	Head   string            `json:"head"`
-	Inputs oneOrMany[string] `json:"inputs"`
-	TopK   int               `json:"top_k"`
+// inputsRequest is the body every prediction endpoint shares: a model and
+// head by name (empty: the defaults), one input or an array, and top_k.
+type inputsRequest[T any] struct {
+	Model  string       `json:"model"`
+	Head   string       `json:"head"`
+	Inputs oneOrMany[T] `json:"inputs"`
+	TopK   int          `json:"top_k"`
+}
+
+// decodeInputs reads a JSON inputsRequest and finds its model, checking
+// the number of inputs and top_k against the server's limits.
+func decodeInputs[T any](s *Server, r *http.Request) (inputsRequest[T], *Model, error) {
+	var req inputsRequest[T]
+	if err := decode(r, &req); err != nil {
+		return req, nil, err
+	}
+	m, err := s.modelFor(req.Model, len(req.Inputs.items), "inputs", req.TopK)
+	return req, m, err
 }
 
 func (s *Server) handleFillMask(r *http.Request) (any, error) {
-	var req fillMaskRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	m, err := s.modelFor(req.Model, len(req.Inputs.items), "inputs", req.TopK)
+	req, m, err := decodeInputs[string](s, r)
 	if err != nil {
 		return nil, err
 	}
@@ -339,19 +348,8 @@ func (t *textInput) UnmarshalJSON(b []byte) error {
 	return dec.Decode((*plain)(&t.TextPair))
 }
 
-type classifyRequest struct {
-	Model  string               `json:"model"`
-	Head   string               `json:"head"`
-	Inputs oneOrMany[textInput] `json:"inputs"`
-	TopK   int                  `json:"top_k"`
-}
-
 func (s *Server) handleClassify(r *http.Request) (any, error) {
-	var req classifyRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	m, err := s.modelFor(req.Model, len(req.Inputs.items), "inputs", req.TopK)
+	req, m, err := decodeInputs[textInput](s, r)
 	if err != nil {
 		return nil, err
 	}
@@ -366,17 +364,9 @@ func (s *Server) handleClassify(r *http.Request) (any, error) {
 	return shape(req.Inputs.many, res), nil
 }
 
-// imageRequest is the JSON form of classify-image: base64 images (a data:
-// URL prefix is allowed).
-type imageRequest struct {
-	Model  string            `json:"model"`
-	Head   string            `json:"head"`
-	Inputs oneOrMany[string] `json:"inputs"`
-	TopK   int               `json:"top_k"`
-}
-
 func (s *Server) handleClassifyImage(r *http.Request) (any, error) {
-	var req imageRequest
+	// The JSON form: base64 images (a data: URL prefix is allowed).
+	var req inputsRequest[string]
 	var raw [][]byte
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
