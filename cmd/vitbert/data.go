@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/vitbert/vitbert/data"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
 )
@@ -35,11 +36,8 @@ func runData(args []string) error {
 	case "inspect":
 		return dataInspect(args[1:])
 	case "list":
-		for _, n := range images.Sources() {
-			fmt.Printf("%-16s image  %s\n", n, images.SourceInfo(n))
-		}
-		for _, n := range texts.Sources() {
-			fmt.Printf("%-16s text\n", n)
+		for _, f := range data.Fetchers() {
+			fmt.Printf("%-16s %-6s %s\n", f.Name, f.Modality, f.About)
 		}
 		return nil
 	}
@@ -71,39 +69,21 @@ func dataFetch(args []string) error {
 	}
 	if len(names) == 0 {
 		fs.Usage()
-		return fmt.Errorf("no dataset named: choose from %s or all", strings.Join(dataAllSources(), ", "))
+		return fmt.Errorf("no dataset named: choose from %s or all", strings.Join(data.FetcherNames(), ", "))
 	}
 	if len(names) == 1 && names[0] == "all" {
-		names = dataAllSources()
+		names = data.FetcherNames()
 	}
 	for _, n := range names {
-		switch {
-		case dataContains(images.Sources(), n):
-			if err := images.Fetch(n, *dir, os.Stderr); err != nil {
-				return err
-			}
-		case dataContains(texts.Sources(), n):
-			if err := texts.Fetch(n, *dir, os.Stderr); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("unknown dataset %q: choose from %s or all", n, strings.Join(dataAllSources(), ", "))
+		f, ok := data.LookupFetcher(n)
+		if !ok {
+			return fmt.Errorf("unknown dataset %q: choose from %s or all", n, strings.Join(data.FetcherNames(), ", "))
+		}
+		if err := f.Fetch(*dir, os.Stderr); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-func dataAllSources() []string {
-	return append(images.Sources(), texts.Sources()...)
-}
-
-func dataContains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func dataInspect(args []string) error {

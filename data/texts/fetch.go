@@ -71,6 +71,13 @@ var sources = []source{
 		}},
 }
 
+func init() {
+	for _, s := range sources {
+		data.RegisterFetcher(data.Fetcher{Name: s.name, Modality: "text", About: s.about,
+			Fetch: func(dir string, progress io.Writer) error { return Fetch(s.name, dir, progress) }})
+	}
+}
+
 // Sources lists the data sets Fetch knows.
 func Sources() []string {
 	out := make([]string, len(sources))
