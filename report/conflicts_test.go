@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -198,9 +199,10 @@ func TestCombineSection(t *testing.T) {
 	}
 }
 
-// Over a narrow range the y-axis labels of a line plot stay distinct.
+// Over a narrow range the y-axis labels of a line plot stay distinct and
+// write the tick's value (6.45 is not labelled 6.4).
 func TestDistinctTicks(t *testing.T) {
-	for _, r := range [][2]float64{{6.58, 6.71}, {0, 1}, {6.5, 6.501}, {100, 3000}} {
+	for _, r := range [][2]float64{{6.58, 6.71}, {6.398, 6.752}, {6.448, 6.755}, {0, 1}, {6.5, 6.501}, {100, 3000}} {
 		seen := map[string]bool{}
 		n := 0
 		for _, tk := range (distinctTicks{}).Ticks(r[0], r[1]) {
@@ -208,6 +210,9 @@ func TestDistinctTicks(t *testing.T) {
 				continue
 			}
 			n++
+			if v, err := strconv.ParseFloat(tk.Label, 64); err != nil || math.Abs(v-tk.Value) > 1e-6*(r[1]-r[0]) {
+				t.Errorf("range %v: tick at %g labelled %q", r, tk.Value, tk.Label)
+			}
 			if seen[tk.Label] {
 				t.Errorf("range %v: label %q twice", r, tk.Label)
 			}

@@ -120,6 +120,9 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 		sb.WriteString(r.combineSection(all, append(rows, find("joint + KD + GM")), combine, protocols))
 	}
 	sb.WriteString("\n## Figures\n\n")
+	if len(p.PretrainSeeds) > 1 {
+		fmt.Fprintf(&sb, "The curves are those of pre-training seed %d; the tables above take every seed.\n\n", p.PretrainSeeds[0])
+	}
 	figs, err := r.figures(variants)
 	if err != nil {
 		return err
