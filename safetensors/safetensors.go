@@ -189,11 +189,11 @@ func (t *Tensor) Int64s() ([]int64, error) {
 var intReaders = map[DType]func(b []byte) (int64, error){
 	I64: func(b []byte) (int64, error) { return int64(binary.LittleEndian.Uint64(b)), nil },
 	U64: func(b []byte) (int64, error) {
-		if u := binary.LittleEndian.Uint64(b); u <= math.MaxInt64 {
-			return int64(u), nil
-		} else {
+		u := binary.LittleEndian.Uint64(b)
+		if u > math.MaxInt64 {
 			return 0, fmt.Errorf("= %d does not fit in int64", u)
 		}
+		return int64(u), nil
 	},
 	I32:  func(b []byte) (int64, error) { return int64(int32(binary.LittleEndian.Uint32(b))), nil },
 	U32:  func(b []byte) (int64, error) { return int64(binary.LittleEndian.Uint32(b)), nil },

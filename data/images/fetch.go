@@ -77,9 +77,6 @@ func Sources() []string {
 	return names
 }
 
-// SourceInfo describes a source in one line (origin, size, licence).
-func SourceInfo(name string) string { return sources[name].about }
-
 // Fetch downloads dataset name into dataDir/name, checks every file against
 // its recorded SHA-256, and checks the result reads as 60,000 training and
 // 10,000 test images of 10 classes. Files already present with the right
