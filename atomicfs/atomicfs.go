@@ -54,7 +54,7 @@ func WriteFile(path string, write func(w io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	done = true
-	if err := syncDir(dir); err != nil {
+	if err := syncPath(dir); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
@@ -117,7 +117,7 @@ func WriteDir(dir string, fill func(tmp string) error) error {
 			return fmt.Errorf("writing %s: removing the previous one: %w", dir, err)
 		}
 	}
-	if err := syncDir(parent); err != nil {
+	if err := syncPath(parent); err != nil {
 		return fmt.Errorf("writing %s: %w", dir, err)
 	}
 	return nil
@@ -132,21 +132,14 @@ func syncTree(root string) error {
 		if !d.IsDir() && !d.Type().IsRegular() {
 			return nil
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return syncPath(path)
 	})
 }
 
-// syncDir flushes a directory's entries (after a rename into it).
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncPath flushes a file's data, or a directory's entries (after a rename
+// into it), to disk.
+func syncPath(path string) error {
+	d, err := os.Open(path)
 	if err != nil {
 		return err
 	}

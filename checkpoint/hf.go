@@ -367,18 +367,27 @@ func loadOwn(cfgPath string, raw []byte, dir string) (*Model, error) {
 	if err := json.Unmarshal(raw, &oc); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
-	if err := oc.Model.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", cfgPath, err)
-	}
-	f, err := readWeights(dir)
+	f, err := validWeights(cfgPath, &oc.Model, dir)
 	if err != nil {
-		return nil, fmt.Errorf("loading model weights: %w", err)
+		return nil, err
 	}
 	m := &Model{Config: oc.Model, Weights: map[string][]float32{}, Source: dir, Arch: ModelTypeVitbert}
 	if err := m.takeWeights(f, f.Path); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// validWeights validates a model directory's configuration and opens its weights.
+func validWeights(cfgPath string, c *model.Config, dir string) (*safetensors.File, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	f, err := readWeights(dir)
+	if err != nil {
+		return nil, fmt.Errorf("loading model weights: %w", err)
+	}
+	return f, nil
 }
 
 // takeWeights fills m.Weights from a file keyed by our variable paths.

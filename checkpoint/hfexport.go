@@ -167,12 +167,9 @@ func loadExported(cfgPath string, raw []byte, dir string) (*Model, error) {
 	if cfg.Vitbert == nil {
 		return nil, fmt.Errorf("%s: model_type %s without its \"vitbert\" section", cfgPath, ModelTypeExported)
 	}
-	if err := cfg.Vitbert.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", cfgPath, err)
-	}
-	f, err := readWeights(dir)
+	f, err := validWeights(cfgPath, cfg.Vitbert, dir)
 	if err != nil {
-		return nil, fmt.Errorf("loading model weights: %w", err)
+		return nil, err
 	}
 	ours := map[string]string{}
 	for _, v := range model.Variables(cfg.Vitbert) {

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/vitbert/vitbert/safetensors"
@@ -148,11 +149,7 @@ func readSharded(index string) (*safetensors.File, error) {
 		}
 		shards[shard] = append(shards[shard], name)
 	}
-	names := make([]string, 0, len(shards))
-	for s := range shards {
-		names = append(names, s)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(shards))
 	dir := filepath.Dir(index)
 	merged := &safetensors.File{Path: index, Tensors: map[string]*safetensors.Tensor{}}
 	for _, s := range names {

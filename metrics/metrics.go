@@ -20,11 +20,11 @@ const (
 )
 
 // ErrEmpty is returned when a metric is asked of zero examples.
-var ErrEmpty = errors.New("eval: no examples")
+var ErrEmpty = errors.New("metrics: no examples")
 
 func checkLen(np, ng int) error {
 	if np != ng {
-		return fmt.Errorf("eval: %d predictions but %d gold labels", np, ng)
+		return fmt.Errorf("metrics: %d predictions but %d gold labels", np, ng)
 	}
 	if np == 0 {
 		return ErrEmpty
@@ -199,7 +199,7 @@ func Classification(name string, pred, gold []int) (float64, error) {
 	case MetricMacroF1:
 		return MacroF1(pred, gold)
 	}
-	return 0, fmt.Errorf("eval: %q is not a classification metric", name)
+	return 0, fmt.Errorf("metrics: %q is not a classification metric", name)
 }
 
 // Regression computes a named regression metric (pearson, spearman).
@@ -210,5 +210,5 @@ func Regression(name string, pred, gold []float64) (float64, error) {
 	case MetricSpearman:
 		return Spearman(pred, gold)
 	}
-	return 0, fmt.Errorf("eval: %q is not a regression metric", name)
+	return 0, fmt.Errorf("metrics: %q is not a regression metric", name)
 }

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -168,11 +170,7 @@ func SparsityFigure(path, runDir string) error {
 			blocks[b] = append(blocks[b], plotter.XY{X: float64(r.Update), Y: s})
 		}
 	}
-	names := make([]string, 0, len(blocks))
-	for b := range blocks {
-		names = append(names, b)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(blocks))
 	var series []Series
 	for _, b := range names {
 		series = append(series, Series{Name: filepath.Base(b), XY: blocks[b]})

@@ -26,8 +26,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/gomlx/compute/dtypes/bfloat16"
@@ -223,11 +225,7 @@ type File struct {
 
 // Names returns the tensor names, sorted.
 func (f *File) Names() []string {
-	names := make([]string, 0, len(f.Tensors))
-	for n := range f.Tensors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(f.Tensors))
 	return names
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -368,11 +369,7 @@ func (m *Model) Warmup() error {
 }
 
 func (m *Model) queueKeys() []string {
-	keys := make([]string, 0, len(m.queues))
-	for k := range m.queues {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(m.queues))
 	return keys
 }
 

@@ -260,14 +260,7 @@ func (m *Model) Classify(ctx context.Context, headName string, inputs []TextPair
 		}
 		jobs[i] = &job{enc: enc}
 	}
-	if err := m.queues[queueKey("text", h)].run(ctx, jobs); err != nil {
-		return nil, err
-	}
-	out := make([][]Label, len(jobs))
-	for i, j := range jobs {
-		out[i] = ranked(h, j.logits, topK)
-	}
-	return out, nil
+	return m.classifyJobs(ctx, "text", h, jobs, topK)
 }
 
 // ClassifyImages runs an image classification head on model-ready pixels
@@ -284,7 +277,12 @@ func (m *Model) ClassifyImages(ctx context.Context, headName string, pixels [][]
 	for i, px := range pixels {
 		jobs[i] = &job{pixels: px}
 	}
-	if err := m.queues[queueKey("image", h)].run(ctx, jobs); err != nil {
+	return m.classifyJobs(ctx, "image", h, jobs, topK)
+}
+
+// classifyJobs runs jobs through the head's queue and ranks each one's labels.
+func (m *Model) classifyJobs(ctx context.Context, modality string, h *model.HeadConfig, jobs []*job, topK int) ([][]Label, error) {
+	if err := m.queues[queueKey(modality, h)].run(ctx, jobs); err != nil {
 		return nil, err
 	}
 	out := make([][]Label, len(jobs))

@@ -19,7 +19,7 @@ import (
 
 // A checkpoint is a directory step-NNNNNNN holding
 //   - variables.safetensors: every variable of the store (weights, optimiser
-//     moments and step, gradient masks and accumulators, the in-graph random
+//     moments and step, gradient masks and accumulators, the graph's random
 //     number generator state), keyed by variable path, in store order;
 //   - state.json: CheckpointState (step, data-stream positions, host state,
 //     mask schedule, configuration).

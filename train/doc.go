@@ -11,7 +11,7 @@
 //   - conflicts.go: the gradient-conflict diagnostics every K steps;
 //   - optim.go: AdamW with decoupled weight decay (none on rank ≤ 1 tensors),
 //     linear warm-up then cosine or linear decay, global-norm clipping, all
-//     in-graph;
+//     computed in the graph;
 //   - trainer.go: one compiled step returning the losses and metrics;
 //   - parallel.go: the same step data-parallel over a mesh of devices
 //     (Config.Devices): batch inputs split along axis 0, variables replicated;
@@ -23,7 +23,7 @@
 // modality-specific tokenizers, "/heads/<name>/..." the task heads. The
 // trainer adds its own non-trainable state under "/optimizer" (step and
 // moments) and "/gradmask" (masks, accumulators, switch); GoMLX keeps the
-// in-graph random number generator in "/#rngState". A checkpoint saves all of
+// graph's random number generator in "/#rngState". A checkpoint saves all of
 // them, so a resumed run continues bit for bit where the interrupted one
 // stopped, dropout included, provided the Batches and host state it is given
 // are restored too.

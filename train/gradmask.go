@@ -270,13 +270,9 @@ func readMask(v *mlmodel.Variable) ([]float32, error) {
 	if v.DType() != dtypes.Bool {
 		return readFloat32(v)
 	}
-	t, err := v.Value()
+	b, err := readFlat[bool](v)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
-	}
-	b, err := tensors.CopyFlatData[bool](t)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
+		return nil, err
 	}
 	out := make([]float32, len(b))
 	for i, x := range b {
@@ -399,16 +395,18 @@ func (m *GradMask) groups() []rankGroup {
 	}
 }
 
-func readFloat32(v *mlmodel.Variable) ([]float32, error) {
+func readFloat32(v *mlmodel.Variable) ([]float32, error) { return readFlat[float32](v) }
+
+// readFlat copies a variable's value to the host as a flat slice.
+func readFlat[T bool | float32](v *mlmodel.Variable) ([]T, error) {
 	t, err := v.Value()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
+	if err == nil {
+		var data []T
+		if data, err = tensors.CopyFlatData[T](t); err == nil {
+			return data, nil
+		}
 	}
-	data, err := tensors.CopyFlatData[float32](t)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
-	}
-	return data, nil
+	return nil, fmt.Errorf("reading %s: %w", v.Path(), err)
 }
 
 func (m *GradMask) readMasks() ([][]float32, error) {

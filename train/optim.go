@@ -121,7 +121,7 @@ func (c *OptimizerConfig) decay() DecaySchedule {
 }
 
 // LearningRateAt returns the learning rate of update t (0-based: the first
-// update is t = 0). It is the host twin of the in-graph schedule, used for
+// update is t = 0). It is the host twin of the schedule computed in the graph, used for
 // logging and tests.
 func (c *OptimizerConfig) LearningRateAt(t int) float64 {
 	peak, floor := c.LearningRate, c.MinLearningRate

@@ -46,7 +46,7 @@ type Config struct {
 	// gain and offset trainable each time a graph uses them, so frozen
 	// models kept in the same store need this.
 	Frozen []string `json:"frozen,omitempty"`
-	// Seed, if non-zero, seeds the store's in-graph random number generator
+	// Seed, if non-zero, seeds the random number generator the graph keeps in the store
 	// (dropout) when it has no state yet, making runs reproducible. The state
 	// is a store variable ("/#rngState"), saved with every checkpoint.
 	Seed int64 `json:"seed"`

@@ -23,7 +23,7 @@ const dataUsage = `Usage:
   vitbert data list                         list the datasets fetch knows`
 
 func runData(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || isHelp(args) {
 		fmt.Fprintln(os.Stderr, dataUsage)
 		if len(args) == 0 {
 			return errors.New("missing subcommand")

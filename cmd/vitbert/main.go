@@ -9,8 +9,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -32,15 +33,16 @@ func register(name, summary string, run func(args []string) error) {
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "vitbert: a unified Transformer jointly pre-trained on unpaired images and text.\n\nUsage:\n  vitbert COMMAND [flags]\n\nCommands:\n")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(commands))
 	for _, n := range names {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(os.Stderr, "\nRun 'vitbert COMMAND --help' for the flags of a command.\n")
+}
+
+// isHelp reports whether args ask for help (-h, --help or help first).
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
 }
 
 func main() {
@@ -48,7 +50,7 @@ func main() {
 	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
 		os.Args[1] = "version"
 	}
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+	if len(os.Args) < 2 || isHelp(os.Args[1:]) {
 		usage()
 		if len(os.Args) < 2 {
 			os.Exit(2)

@@ -247,7 +247,7 @@ func runPretrain(args []string) error {
 
 func runConfig(args []string) error {
 	const usage = "usage: vitbert config print [--preset tiny] [--config FILE] [pretrain flags]"
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+	if isHelp(args) {
 		fmt.Fprintln(os.Stderr, usage+"\n\nPrints the full configuration of a preset, with a config file and flags applied (see 'vitbert pretrain --help').")
 		return flag.ErrHelp
 	}

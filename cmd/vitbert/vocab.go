@@ -14,6 +14,7 @@ import (
 	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/text"
+	"github.com/vitbert/vitbert/train"
 )
 
 func init() {
@@ -25,6 +26,10 @@ const vocabUsage = "usage: vitbert vocab train --corpus PATHS --size N --out DIR
 func runVocab(args []string) error {
 	if len(args) == 0 {
 		return errors.New(vocabUsage)
+	}
+	if isHelp(args) {
+		fmt.Fprintln(os.Stderr, vocabUsage+"\n\n'vitbert vocab train --help' and 'vitbert vocab encode --help' list their flags.")
+		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "train":
@@ -39,14 +44,11 @@ func runVocab(args []string) error {
 // tokens and type ids of [CLS] line [SEP]; with --pair a tab splits the
 // line into the two texts of a pair.
 func runVocabEncode(args []string, in io.Reader, out io.Writer) error {
-	fs := flag.NewFlagSet("vocab encode", flag.ContinueOnError)
+	fs := newFlags("vocab encode", "[--vocab DIR] [--pair] < lines")
 	vocab := fs.String("vocab", "", "tokenizer directory or file (tokenizer.json or vocab.txt); default the built-in bert-base-uncased")
 	pair := fs.Bool("pair", false, "each line is two texts separated by a tab")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("vocab encode: unexpected arguments %v (texts come on standard input)", fs.Args())
+	if err := fs.ParseNoArgs(args); err != nil {
+		return fmt.Errorf("%w (texts come on standard input)", err)
 	}
 	tok, err := text.Default()
 	if *vocab != "" {
@@ -80,19 +82,16 @@ func runVocabEncode(args []string, in io.Reader, out io.Writer) error {
 }
 
 func runVocabTrain(args []string) error {
-	fs := flag.NewFlagSet("vocab train", flag.ContinueOnError)
+	fs := newFlags("vocab train", "--corpus PATHS --size N --out DIR [--min-frequency N]")
 	corpus := fs.String("corpus", "embedded", "corpus: embedded, or comma-separated .txt files/folders")
-	size := fs.Int("size", 8000, "vocabulary size, the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] included")
-	minFreq := fs.Int("min-frequency", 0, "stop merging at the first pair seen fewer times than this")
-	out := fs.String("out", "", "directory to write vocab.txt and tokenizer.json into")
-	if err := fs.Parse(args); err != nil {
+	size := fs.IntIn("size", 8000, train.AtLeast(1), "vocabulary size, the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] included")
+	minFreq := fs.IntIn("min-frequency", 0, train.AtLeast(0), "stop merging at the first pair seen fewer times than this")
+	out := fs.String("out", "", "directory to write vocab.txt and tokenizer.json into (required)")
+	if err := fs.ParseNoArgs(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("vocab train: unexpected arguments %v", fs.Args())
-	}
 	if *out == "" {
-		return errors.New("vocab train: --out is required")
+		return errors.New("--out is required")
 	}
 	start := time.Now()
 	docs, err := pretrain.LoadCorpus(*corpus)

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vitbert/vitbert/data/fetchtool"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
+
+	"github.com/vitbert/vitbert/data/fetchtool"
 
 	"github.com/vitbert/vitbert/data"
 )
@@ -69,11 +71,7 @@ func init() {
 
 // Sources lists the names Fetch accepts.
 func Sources() []string {
-	names := make([]string, 0, len(sources))
-	for n := range sources {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(sources))
 	return names
 }
 

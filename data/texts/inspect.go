@@ -3,9 +3,10 @@ package texts
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -60,11 +61,7 @@ func Inspect(path string, w io.Writer) (recognised bool, err error) {
 			return true, err
 		}
 		fmt.Fprintf(w, "labelled folders %s (<split>/<class>/*.txt)\n", path)
-		names := make([]string, 0, len(splits))
-		for s := range splits {
-			names = append(names, s)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(splits))
 		for _, s := range names {
 			printLabelled(w, s, splits[s])
 		}

@@ -16,7 +16,8 @@ root, with a built binary and a plain-text corpus:
    (they can differ where merges tie, since tokenizers visits words in hash
    order and vitbert in sorted order).
 
-The exit status is 0 when every encoding of step 2 matches.
+The exit status is 0 when every encoding of step 2 matches. tokenizers_check.js
+is the same check through the library's npm binding, where PyPI is out of reach.
 """
 import json
 import subprocess
