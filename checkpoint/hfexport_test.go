@@ -16,16 +16,6 @@ import (
 	"github.com/vitbert/vitbert/model"
 )
 
-// jointModel is testmodel.Joint (pre-LN, or BERT-like with norm "post").
-func jointModel(t *testing.T, norm string) *checkpoint.Model {
-	t.Helper()
-	m, err := testmodel.Joint(norm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 type inputs struct {
 	IDs, Segments, Mask, Positions [][]int32
 	Pixels                         []float32
@@ -91,7 +81,7 @@ func maxAbsDiff(a, b []float32) float64 {
 // The joint model exports as two folders that vitbert imports back with the
 // same logits on every head of each side.
 func TestExportJointRoundTrip(t *testing.T) {
-	m := jointModel(t, model.PreNorm)
+	m := testmodel.Joint(t, model.PreNorm)
 	want := logits(t, m)
 	out := filepath.Join(t.TempDir(), "export")
 	dirs, err := checkpoint.Export(out, &m.Config, m.Weights)
@@ -155,7 +145,7 @@ func TestExportedModelingFileMatchesVitbert(t *testing.T) {
 		t.Skip("no python3 with torch")
 	}
 	for _, norm := range []string{model.PreNorm, model.PostNorm} {
-		t.Run(norm, func(t *testing.T) { torchMatches(t, python, jointModel(t, norm)) })
+		t.Run(norm, func(t *testing.T) { torchMatches(t, python, testmodel.Joint(t, norm)) })
 	}
 }
 

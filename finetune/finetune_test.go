@@ -1,7 +1,6 @@
 package finetune
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +20,8 @@ import (
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
+	"github.com/vitbert/vitbert/internal/testmodel"
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/pretrain"
 )
@@ -71,21 +72,17 @@ func runQuiet(t *testing.T, c Config) (*Result, string) {
 
 func readJSONL(t *testing.T, path string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(path)
+	return testutil.ReadJSONL[map[string]any](t, path)
+}
+
+// loadModel loads the checkpoint directory dir.
+func loadModel(t testing.TB, dir string) *checkpoint.Model {
+	t.Helper()
+	m, err := checkpoint.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return m
 }
 
 // checkResultFiles checks result.json against the returned result; that
@@ -94,14 +91,7 @@ func readJSONL(t *testing.T, path string) []map[string]any {
 // reported test scores exactly.
 func checkResultFiles(t *testing.T, res *Result, out string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(out, ResultFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var onDisk Result
-	if err := json.Unmarshal(b, &onDisk); err != nil {
-		t.Fatal(err)
-	}
+	onDisk := testutil.ReadJSON[Result](t, filepath.Join(out, ResultFile))
 	if !sameMetrics(onDisk.Metrics, res.Metrics) || onDisk.Step != res.Step || onDisk.Metric != res.Metric {
 		t.Errorf("result.json %+v differs from the returned %+v", onDisk, res)
 	}
@@ -126,10 +116,7 @@ func checkResultFiles(t *testing.T, res *Result, out string) {
 	if !sameMetrics(got, res.Metrics) {
 		t.Errorf("Evaluate(best) = %v, fine-tuning reported %v", got, res.Metrics)
 	}
-	m, err := checkpoint.LoadDir(res.BestDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModel(t, res.BestDir)
 	if len(m.Config.TaskHeads) != 1 || m.Config.TaskHeads[0].Name != HeadName {
 		t.Errorf("best model heads = %+v, want only %q", m.Config.TaskHeads, HeadName)
 	}
@@ -173,10 +160,7 @@ func TestFinetuneEmbeddedImagesBeatsChance(t *testing.T) {
 		t.Errorf("evaluations at steps %v, want [40 80]", steps)
 	}
 	checkResultFiles(t, res, out)
-	m, err := checkpoint.LoadDir(res.BestDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModel(t, res.BestDir)
 	h := m.Config.TaskHeads[0]
 	if h.Modality != "image" || h.Kind != model.HeadClassify || h.Outputs != 10 || !h.Hidden || h.Activation != "gelu" ||
 		!slices.Equal(h.Labels, images.FashionMNISTClasses) {
@@ -194,19 +178,7 @@ func pretrainedDir(t *testing.T) (string, map[string][]float32) {
 	c := tinyModel(true, true)
 	c.AddHead(model.PaperHead(pretrain.MLMHead, model.HeadMLM, "text", c.VocabSize))
 	c.AddHead(model.PaperHead(pretrain.ImageHead, model.HeadClassify, "image", 10))
-	store, err := model.NewStore(backend(t), c, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := checkpoint.Weights(store, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := checkpoint.SaveDir(dir, c, w); err != nil {
-		t.Fatal(err)
-	}
-	return dir, w
+	return testmodel.SaveFresh(t, c, 7)
 }
 
 func changed(a, b []float32) bool { return !slices.Equal(a, b) }
@@ -234,10 +206,7 @@ func TestFinetuneEmbeddedTextFromPretrainedModel(t *testing.T) {
 	}
 	checkResultFiles(t, res, out)
 
-	m, err := checkpoint.LoadDir(res.BestDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModel(t, res.BestDir)
 	h := m.Config.TaskHeads[0]
 	if h.Modality != "text" || h.Outputs != 2 || !slices.Equal(h.Labels, []string{"ham", "spam"}) {
 		t.Errorf("head = %+v, want text ham/spam", h)
@@ -345,10 +314,7 @@ func TestGLUETaskWiring(t *testing.T) {
 				}
 			}
 			checkResultFiles(t, res, out)
-			m, err := checkpoint.LoadDir(res.BestDir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := loadModel(t, res.BestDir)
 			h := m.Config.TaskHeads[0]
 			if h.Kind != tc.kind || h.Outputs != tc.outputs {
 				t.Errorf("head %+v, want %s with %d outputs", h, tc.kind, tc.outputs)
@@ -631,10 +597,7 @@ func TestImageDataSetsFromDisk(t *testing.T) {
 				t.Errorf("eval split %q, want %q", res.Split, tc.split)
 			}
 			checkResultFiles(t, res, out)
-			m, err := checkpoint.LoadDir(res.BestDir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := loadModel(t, res.BestDir)
 			if h := m.Config.TaskHeads[0]; !slices.Equal(h.Labels, tc.classes) {
 				t.Errorf("head labels %v, want %v", h.Labels, tc.classes)
 			}

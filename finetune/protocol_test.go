@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/train"
@@ -214,14 +213,8 @@ func TestResumeMatchesUninterruptedRun(t *testing.T) {
 	if fmt.Sprint(ea) != fmt.Sprint(eb) {
 		t.Errorf("eval.jsonl: resumed %v, uninterrupted %v", ea, eb)
 	}
-	ma, err := checkpoint.LoadDir(resumed.BestDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, err := checkpoint.LoadDir(whole.BestDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ma := loadModel(t, resumed.BestDir)
+	mb := loadModel(t, whole.BestDir)
 	for k, v := range mb.Weights {
 		if !slices.Equal(ma.Weights[k], v) {
 			t.Errorf("best model weight %s differs between the resumed and the uninterrupted run", k)
@@ -414,10 +407,7 @@ func TestLinearProbeFitsToConvergence(t *testing.T) {
 	if d := math.Abs(val["accuracy"] - res.ValidationMetrics["accuracy"]); d > 1.0/float64(res.ValidationExamples)+1e-12 {
 		t.Errorf("the saved probe scores %v on validation, the fit %v", val, res.ValidationMetrics)
 	}
-	m, err := checkpoint.LoadDir(res.BestDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModel(t, res.BestDir)
 	for k, v := range m.Weights {
 		if strings.HasPrefix(k, "/heads/") {
 			continue

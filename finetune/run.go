@@ -559,7 +559,7 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) (*
 			return res, nil
 		}
 	}
-	if err := os.WriteFile(filepath.Join(opt.OutDir, ConfigFile), cj, 0o644); err != nil {
+	if err := atomicfs.WriteBytes(filepath.Join(opt.OutDir, ConfigFile), cj); err != nil {
 		return nil, err
 	}
 	if p.c.Probe != nil {
@@ -724,7 +724,7 @@ func (s *selection) Restore(state json.RawMessage) error {
 		}
 		b = append(append(b, line...), '\n')
 	}
-	return os.WriteFile(s.path, b, 0o644)
+	return atomicfs.WriteBytes(s.path, b)
 }
 
 func (s *selection) add(e evalRecord) error {

@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/texts"
-	"github.com/vitbert/vitbert/model"
+	"github.com/vitbert/vitbert/internal/testmodel"
 	"github.com/vitbert/vitbert/text"
 )
 
@@ -32,10 +31,7 @@ func trainedVocab(t *testing.T) (string, *text.Tokenizer) {
 // checkModelVocab checks that a fine-tuned model carries tok and evaluates.
 func checkModelVocab(t *testing.T, res *Result, tok *text.Tokenizer) {
 	t.Helper()
-	m, err := checkpoint.LoadDir(res.BestDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadModel(t, res.BestDir)
 	if m.Config.VocabSize != tok.VocabSize() {
 		t.Errorf("model vocab_size %d, want the vocabulary's %d", m.Config.VocabSize, tok.VocabSize())
 	}
@@ -63,18 +59,7 @@ func TestPretrainedModelBringsItsVocab(t *testing.T) {
 	vdir, tok := trainedVocab(t)
 	c := tinyModel(false, true)
 	c.VocabSize = tok.VocabSize()
-	store, err := model.NewStore(backend(t), c, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := checkpoint.Weights(store, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := checkpoint.SaveDir(dir, c, w); err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := testmodel.SaveFresh(t, c, 7)
 	if err := tok.Save(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package infer
 
 import (
-	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -9,6 +8,7 @@ import (
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/safetensors"
 )
 
@@ -40,25 +40,13 @@ func expectClose(t *testing.T, what string, got []float32, gotShape []int, want 
 	if len(got) != len(w) {
 		t.Fatalf("%s: got %d values (shape %v), want %d (shape %v)", what, len(got), gotShape, len(w), want.Shape)
 	}
-	maxDiff := 0.0
-	for i := range w {
-		maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-w[i])))
-	}
-	if maxDiff > 1e-4 || math.IsNaN(maxDiff) {
-		t.Errorf("%s: max |diff| = %g > 1e-4", what, maxDiff)
-	}
-	t.Logf("%s: max |diff| = %.2g over %d values", what, maxDiff, len(w))
+	testutil.ExpectClose(t, what, got, w, 1e-4)
 }
 
-func TestBertTinyMatchesHuggingFace(t *testing.T) {
-	exp, err := safetensors.ReadFile(fixtures + "bert-tiny/expected.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, seg, mask := rows(t, exp.Tensors["input_ids"]), rows(t, exp.Tensors["token_type_ids"]), rows(t, exp.Tensors["attention_mask"])
-	backend := compute.MustNew()
-
-	m, err := checkpoint.LoadDir(fixtures + "bert-tiny/mlm")
+// loadPredictor loads the checkpoint directory dir into a Predictor.
+func loadPredictor(t *testing.T, backend compute.Backend, dir string) *Predictor {
+	t.Helper()
+	m, err := checkpoint.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +54,25 @@ func TestBertTinyMatchesHuggingFace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// readExpected reads a fixture's expected.safetensors.
+func readExpected(t *testing.T, dir string) *safetensors.File {
+	t.Helper()
+	exp, err := safetensors.ReadFile(fixtures + dir + "/expected.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exp
+}
+
+func TestBertTinyMatchesHuggingFace(t *testing.T) {
+	exp := readExpected(t, "bert-tiny")
+	ids, seg, mask := rows(t, exp.Tensors["input_ids"]), rows(t, exp.Tensors["token_type_ids"]), rows(t, exp.Tensors["attention_mask"])
+	backend := compute.MustNew()
+
+	p := loadPredictor(t, backend, fixtures+"bert-tiny/mlm")
 	out, err := p.Text(checkpoint.MLMHead, ids, seg, mask, rows(t, exp.Tensors["mlm_positions"]))
 	if err != nil {
 		t.Fatal(err)
@@ -73,14 +80,7 @@ func TestBertTinyMatchesHuggingFace(t *testing.T) {
 	expectClose(t, "mlm last hidden state", out.Hidden, out.HiddenShape, exp.Tensors["mlm_last_hidden_state"])
 	expectClose(t, "mlm logits", out.Logits, out.LogitsShape, exp.Tensors["mlm_logits_at_positions"])
 
-	m, err = checkpoint.LoadDir(fixtures + "bert-tiny/cls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err = New(backend, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p = loadPredictor(t, backend, fixtures+"bert-tiny/cls")
 	out, err = p.Text(checkpoint.ClassifierHead, ids, seg, mask, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,18 +90,8 @@ func TestBertTinyMatchesHuggingFace(t *testing.T) {
 }
 
 func TestViTTinyMatchesHuggingFace(t *testing.T) {
-	exp, err := safetensors.ReadFile(fixtures + "vit-tiny/expected.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := checkpoint.LoadDir(fixtures + "vit-tiny/cls")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(compute.MustNew(), m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	exp := readExpected(t, "vit-tiny")
+	p := loadPredictor(t, compute.MustNew(), fixtures+"vit-tiny/cls")
 	px, err := exp.Tensors["pixel_values"].Float32s()
 	if err != nil {
 		t.Fatal(err)

@@ -45,13 +45,7 @@ func TestClassificationMetricsMatchHandValues(t *testing.T) {
 		{MetricF1, []int{1, 2, 0}, []int{1, 0, 1}, 2.0 / 3},
 	}
 	for _, tc := range tests {
-		got, err := Classification(tc.name, tc.pred, tc.gold)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if !near(got, tc.want) {
-			t.Errorf("%s(%v, %v) = %v, want %v", tc.name, tc.pred, tc.gold, got, tc.want)
-		}
+		checkMetric(t, Classification, tc.name, tc.pred, tc.gold, tc.want)
 	}
 }
 
@@ -74,13 +68,19 @@ func TestRegressionMetricsMatchHandValues(t *testing.T) {
 		{MetricSpearman, []float64{1, 2, 2, 3}, []float64{1, 3, 2, 4}, 3 / math.Sqrt(10)},
 	}
 	for _, tc := range tests {
-		got, err := Regression(tc.name, tc.x, tc.y)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if !near(got, tc.want) {
-			t.Errorf("%s(%v, %v) = %v, want %v", tc.name, tc.x, tc.y, got, tc.want)
-		}
+		checkMetric(t, Regression, tc.name, tc.x, tc.y, tc.want)
+	}
+}
+
+// checkMetric checks that metric name of (a, b) is want.
+func checkMetric[T int | float64](t testing.TB, metric func(name string, a, b []T) (float64, error), name string, a, b []T, want float64) {
+	t.Helper()
+	got, err := metric(name, a, b)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if !near(got, want) {
+		t.Errorf("%s(%v, %v) = %v, want %v", name, a, b, got, want)
 	}
 }
 

@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -106,7 +107,7 @@ func fusedAttentionNodes(g *Graph) int {
 func countNodes(g *Graph, t NodeType, dims []int) int {
 	n := 0
 	for _, node := range g.Nodes() {
-		if node.Type() == t && (dims == nil || equalInts(node.Shape().Dimensions, dims)) {
+		if node.Type() == t && (dims == nil || slices.Equal(node.Shape().Dimensions, dims)) {
 			n++
 		}
 	}

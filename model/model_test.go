@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,22 +25,37 @@ func testConfig() Config {
 	return c
 }
 
+// normTestConfig is testConfig with norm nrm, post-LN with BERT's
+// embedding LayerNorm.
+func normTestConfig(nrm string) Config {
+	c := testConfig()
+	c.Norm = nrm
+	c.EmbeddingLayerNorm = nrm == PostNorm
+	return c
+}
+
+// validStore validates c and initialises its variables (seed 1) on the
+// default backend, which it returns with the store.
+func validStore(t testing.TB, c *Config) (compute.Backend, *mlmodel.Store) {
+	t.Helper()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	backend := compute.MustNew()
+	store, err := NewStore(backend, c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend, store
+}
+
 func TestVariablesMatchGraph(t *testing.T) {
 	for _, tied := range []bool{false, true} {
 		for _, nrm := range []string{PreNorm, PostNorm} {
-			c := testConfig()
-			c.Norm = nrm
-			c.EmbeddingLayerNorm = nrm == PostNorm
+			c := normTestConfig(nrm)
 			c.TaskHeads[0].Tied = tied
 			c.TaskHeads[0].HiddenNorm = tied
-			if err := c.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			backend := compute.MustNew()
-			store, err := NewStore(backend, &c, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			backend, store := validStore(t, &c)
 			nBefore := store.NumVariables()
 			e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, ids, seg, mask, pos, pixels *Node) (*Node, *Node) {
 				h := c.EncodeText(scope, ids, seg, mask)
@@ -53,8 +69,7 @@ func TestVariablesMatchGraph(t *testing.T) {
 			for i := range ids {
 				ids[i] = make([]int32, 12)
 			}
-			_, err = e.Exec(ids, ids, ids, [][]int32{{1, 2}, {3, 4}}, shapesZero(shapes.Make(dtypes.Float32, 2, 3, 8, 8)))
-			if err != nil {
+			if _, err := e.Exec(ids, ids, ids, [][]int32{{1, 2}, {3, 4}}, shapesZero(shapes.Make(dtypes.Float32, 2, 3, 8, 8))); err != nil {
 				t.Fatal(err)
 			}
 			if store.NumVariables() != nBefore {
@@ -73,7 +88,7 @@ func TestVariablesMatchGraph(t *testing.T) {
 					t.Errorf("norm=%s tied=%v: Variables lists %s, the graph has no such variable", nrm, tied, w.Path)
 					continue
 				}
-				if !equalInts(dims, w.Shape) {
+				if !slices.Equal(dims, w.Shape) {
 					t.Errorf("%s: shape %v in graph, %v listed", w.Path, dims, w.Shape)
 				}
 				delete(got, w.Path)
@@ -87,18 +102,6 @@ func TestVariablesMatchGraph(t *testing.T) {
 
 func shapesZero(s shapes.Shape) any {
 	return tensors.FromShape(s)
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // The image training step's graph must not depend on the number of patches

@@ -115,19 +115,10 @@ func precisionRun(t *testing.T, backend compute.Backend, c *Config, store *mlmod
 // float32 ones, and every gradient pointing the same way.
 func TestBF16MatchesF32(t *testing.T) {
 	for _, nrm := range []string{PreNorm, PostNorm} {
-		c := testConfig()
-		c.Norm = nrm
-		c.EmbeddingLayerNorm = nrm == PostNorm
+		c := normTestConfig(nrm)
 		c.TaskHeads[0].Tied = nrm == PostNorm
 		c.Dropout = 0
-		if err := c.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		backend := compute.MustNew()
-		store, err := NewStore(backend, &c, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		backend, store := validStore(t, &c)
 		nVars := store.NumVariables()
 		ref, refDots := precisionRun(t, backend, &c, store, PrecisionF32, false)
 		low, lowDots := precisionRun(t, backend, &c, store, PrecisionBF16, true)

@@ -19,10 +19,7 @@ import (
 // classifier's hidden layer is a ReLU, so that every activation is exported.
 func jointModel(t *testing.T, norm string) *checkpoint.Model {
 	t.Helper()
-	m, err := testmodel.Joint(norm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testmodel.Joint(t, norm)
 	if norm == model.PostNorm {
 		h, _ := m.Config.Head("sst2")
 		h.Activation = "relu"

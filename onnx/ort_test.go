@@ -21,6 +21,7 @@ import (
 
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/infer"
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/onnx"
 	"github.com/vitbert/vitbert/safetensors"
@@ -118,18 +119,7 @@ func closeTo(t *testing.T, what string, got *ort.Tensor[float32], want []float32
 			return
 		}
 	}
-	g := got.GetData()
-	if len(g) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(g), len(want))
-	}
-	d := 0.0
-	for i := range g {
-		d = math.Max(d, math.Abs(float64(g[i]-want[i])))
-	}
-	if d > 1e-4 || math.IsNaN(d) {
-		t.Errorf("%s: max |ONNX Runtime − reference| = %g > 1e-4", what, d)
-	}
-	t.Logf("%s: max |ONNX Runtime − reference| = %.2g over %d values", what, d, len(g))
+	testutil.ExpectClose(t, what, got.GetData(), want, 1e-4)
 }
 
 // textRun is one text batch for a check.

@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -16,6 +15,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like the equations.
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
 	"github.com/vitbert/vitbert/model"
@@ -158,7 +158,7 @@ func (r *DataRecord) write(dir string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, DataFile), append(b, '\n'), 0o644)
+	return atomicfs.WriteBytes(filepath.Join(dir, DataFile), append(b, '\n'))
 }
 
 // evaluator scores the student on the held-out data: the MLM loss

@@ -1,7 +1,6 @@
 package pretrain
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/vitbert/vitbert/checkpoint"
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/train"
 )
 
@@ -40,18 +40,8 @@ func micro(t *testing.T, mode string, steps int) Config {
 
 func readMetrics(t *testing.T, dir string) []map[string]float64 {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, train.MetricsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var rows []map[string]float64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var raw map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
-			t.Fatalf("metrics line %q: %v", sc.Text(), err)
-		}
+	for _, raw := range testutil.ReadJSONL[map[string]any](t, filepath.Join(dir, train.MetricsFile)) {
 		row := map[string]float64{}
 		for k, v := range raw {
 			if x, ok := v.(float64); ok {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gomlx/compute"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/data/images"
 	"github.com/vitbert/vitbert/data/texts"
@@ -203,7 +204,7 @@ func Run(ctx context.Context, backend compute.Backend, c Config, opt Options) er
 		return err
 	}
 	c = s.Config
-	if err := os.WriteFile(filepath.Join(opt.OutDir, "config.json"), []byte(c.JSON()+"\n"), 0o644); err != nil {
+	if err := atomicfs.WriteBytes(filepath.Join(opt.OutDir, "config.json"), []byte(c.JSON()+"\n")); err != nil {
 		return err
 	}
 	if err := s.Data.write(opt.OutDir); err != nil {

@@ -2,13 +2,12 @@ package report
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/compute"
 	"github.com/vitbert/vitbert/finetune"
+	"github.com/vitbert/vitbert/internal/testutil"
 )
 
 // TestProberAndFewShotCells runs a linear-probe cell and a few-shot cell
@@ -41,13 +40,6 @@ func TestProberAndFewShotCells(t *testing.T) {
 
 func readCellResult(t *testing.T, dir string) *finetune.Result {
 	t.Helper()
-	c, err := os.ReadFile(filepath.Join(dir, finetune.ResultFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res finetune.Result
-	if err := json.Unmarshal(c, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := testutil.ReadJSON[finetune.Result](t, filepath.Join(dir, finetune.ResultFile))
 	return &res
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/finetune"
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
@@ -448,7 +449,7 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 		variants = append(variants, abl...)
 	}
 	b, _ := json.MarshalIndent(r.Record(variants), "", "  ")
-	if err := os.WriteFile(filepath.Join(r.Out, "plan.json"), append(b, '\n'), 0o644); err != nil {
+	if err := atomicfs.WriteBytes(filepath.Join(r.Out, "plan.json"), append(b, '\n')); err != nil {
 		return nil, err
 	}
 	for _, v := range r.pretrainRuns(variants) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vitbert/vitbert/atomicfs"
 	"github.com/vitbert/vitbert/pretrain"
 	"gonum.org/v1/plot/plotter"
 )
@@ -133,7 +134,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 		rel, _ := filepath.Rel(r.Out, r.pretrainDir(v))
 		fmt.Fprintf(&sb, "| %s | [%s](%s/) ([metrics](%s/metrics.jsonl)) |\n", v.Name, rel, rel, rel)
 	}
-	return os.WriteFile(filepath.Join(r.Out, "report.md"), []byte(sb.String()), 0o644)
+	return atomicfs.WriteBytes(filepath.Join(r.Out, "report.md"), []byte(sb.String()))
 }
 
 // unigramReference reads a text run's unigram statistics from its

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/vitbert/vitbert/atomicfs"
 )
 
 // Save writes the tokenizer into dir (created if needed) as vocab.txt (one
@@ -16,7 +18,7 @@ import (
 // BertPreTokenizer, a TemplateProcessing post-processor ([CLS] $A [SEP],
 // [CLS] $A [SEP] $B:1 [SEP]:1), a WordPiece decoder and the WordPiece model.
 // Load reads either file back into the same tokenizer. Each file is written
-// beside its target and renamed into place.
+// atomically (atomicfs).
 func (t *Tokenizer) Save(dir string) error {
 	for id, tok := range t.idToTok {
 		if tok == "" || strings.ContainsAny(tok, "\n\r") {
@@ -35,31 +37,10 @@ func (t *Tokenizer) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomically(filepath.Join(dir, "vocab.txt"), vocabTxt.Bytes()); err != nil {
+	if err := atomicfs.WriteBytes(filepath.Join(dir, "vocab.txt"), vocabTxt.Bytes()); err != nil {
 		return err
 	}
-	return writeFileAtomically(filepath.Join(dir, "tokenizer.json"), js)
-}
-
-func writeFileAtomically(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfs.WriteBytes(filepath.Join(dir, "tokenizer.json"), js)
 }
 
 // orderedVocab marshals as a JSON object of token → id in id order, as the

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/safetensors"
 )
 
@@ -43,14 +44,7 @@ type golden struct {
 
 func readGolden(t *testing.T) golden {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(hfDir, "wordpiece_golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g golden
-	if err := json.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
+	g := testutil.ReadJSON[golden](t, filepath.Join(hfDir, "wordpiece_golden.json"))
 	if len(g.Single) != 16 || len(g.Pairs) != 2 || len(g.Truncated) != 2 {
 		t.Fatalf("golden file has %d singles, %d pairs, %d truncated; want 16, 2, 2", len(g.Single), len(g.Pairs), len(g.Truncated))
 	}

@@ -1,7 +1,6 @@
 package text
 
 import (
-	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vitbert/vitbert/internal/testutil"
 )
 
 // TestTrainBPEMatchesTokenizersTrainer is tokenizers' own BpeTrainer test
@@ -119,18 +120,8 @@ func TestTrainedVocabularySavesAndLoads(t *testing.T) {
 	}
 
 	// The same sections as a tokenizer.json written by the tokenizers library.
-	sections := func(path string) map[string]any {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	ours, hf := sections(filepath.Join(dir, "tokenizer.json")), sections(filepath.Join(tokenizerDir, "tokenizer.json"))
+	ours := testutil.ReadJSON[map[string]any](t, filepath.Join(dir, "tokenizer.json"))
+	hf := testutil.ReadJSON[map[string]any](t, filepath.Join(tokenizerDir, "tokenizer.json"))
 	if k1, k2 := slices.Sorted(maps.Keys(ours)), slices.Sorted(maps.Keys(hf)); !slices.Equal(k1, k2) {
 		t.Errorf("sections %v, want %v", k1, k2)
 	}
@@ -165,16 +156,8 @@ func TestSaveDefaultRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The file is the one the tokenizers library wrote for bert-base-uncased.
-	var ours, theirs any
-	for path, v := range map[string]*any{filepath.Join(dir, "tokenizer.json"): &ours, filepath.Join(tokenizerDir, "tokenizer.json"): &theirs} {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ours := testutil.ReadJSON[any](t, filepath.Join(dir, "tokenizer.json"))
+	theirs := testutil.ReadJSON[any](t, filepath.Join(tokenizerDir, "tokenizer.json"))
 	if !reflect.DeepEqual(ours, theirs) {
 		o, h := ours.(map[string]any), theirs.(map[string]any)
 		for k := range h {

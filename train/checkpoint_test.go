@@ -1,7 +1,6 @@
 package train
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,11 +10,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/internal/testutil"
 )
 
 func TestVariablesRoundTripKeepOrderAndTrainable(t *testing.T) {
@@ -92,7 +93,7 @@ func TestCheckpointWriteIsAtomic(t *testing.T) {
 	if st.Step != 2 || compactJSON(t, st.Data) != `{"pos":2}` {
 		t.Errorf("state %+v", st)
 	}
-	if got := tensors.MustCopyFlatData[float32](restored.GetVariable("/encoder/a").MustValue()); !slicesEqual(got, []float32{1, 2}) {
+	if got := tensors.MustCopyFlatData[float32](restored.GetVariable("/encoder/a").MustValue()); !slices.Equal(got, []float32{1, 2}) {
 		t.Errorf("restored %v, want [1 2]", got)
 	}
 	// Rewriting a step replaces it; keep prunes the oldest.
@@ -101,27 +102,17 @@ func TestCheckpointWriteIsAtomic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if steps, _ := ListCheckpoints(root); !intsEqual(steps, []int{6, 8}) {
+	if steps, _ := ListCheckpoints(root); !slices.Equal(steps, []int{6, 8}) {
 		t.Errorf("checkpoints %v, want [6 8]", steps)
 	}
 }
 
 func readMetrics(t *testing.T, path string) map[int]map[string]float64 {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	out := map[int]map[string]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatal(err)
-		}
+	for _, rec := range testutil.ReadJSONL[map[string]any](t, path) {
 		if _, ok := rec["time"].(string); !ok {
-			t.Errorf("metrics line without time: %s", sc.Text())
+			t.Errorf("metrics line without time: %v", rec)
 		}
 		m := map[string]float64{}
 		for k, v := range rec {
@@ -167,7 +158,7 @@ func TestResumeMatchesUninterruptedRun(t *testing.T) {
 	if err := loopA.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if steps, _ := ListCheckpoints(loopA.CheckpointRoot()); !intsEqual(steps, []int{3, 6, 8}) {
+	if steps, _ := ListCheckpoints(loopA.CheckpointRoot()); !slices.Equal(steps, []int{3, 6, 8}) {
 		t.Fatalf("checkpoints %v, want [3 6 8]", steps)
 	}
 	rngA.Uint64() // host state moves on; the checkpoint must restore it
@@ -255,7 +246,7 @@ func TestLoopStopsOnNonFiniteLoss(t *testing.T) {
 		t.Fatalf("got %v, want a non-finite error at step 5 naming loss_text=NaN and the last checkpoint", err)
 	}
 	_ = before
-	if steps, _ := ListCheckpoints(loop.CheckpointRoot()); !intsEqual(steps, []int{2, 4}) {
+	if steps, _ := ListCheckpoints(loop.CheckpointRoot()); !slices.Equal(steps, []int{2, 4}) {
 		t.Errorf("checkpoints %v, want [2 4]", steps)
 	}
 	restored := mlmodel.NewStore()
@@ -300,7 +291,7 @@ func TestLoopInterruptSavesCheckpoint(t *testing.T) {
 		t.Fatalf("got %v, want ErrInterrupted", err)
 	}
 	steps, _ := ListCheckpoints(loop.CheckpointRoot())
-	if !intsEqual(steps, []int{3}) {
+	if !slices.Equal(steps, []int{3}) {
 		t.Fatalf("checkpoints %v, want [3]", steps)
 	}
 	st, err := ReadCheckpointState(filepath.Join(loop.CheckpointRoot(), "step-0000003"))

@@ -8,7 +8,6 @@ import (
 
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
 // combineVectors runs CombineConfig.combineShared on task gradients given as
@@ -354,63 +353,34 @@ func pcgradReference(gt, gi []float64) []float64 {
 // on the pure-Go backend it is skipped.
 func TestDataParallelCombineRules(t *testing.T) {
 	backend := dpBackend(t)
-	if err := CheckDevices(backend, 1); err != nil {
-		t.Skipf("no distributed execution on this backend: %v", err)
-	}
 	o := toyOpts{text: true, image: true}
 	lossFn := toyLossFn(o)
 	base := initialisedToyStore(t, lossFn, toyBatchAt(0))
 	for _, cc := range []CombineConfig{{Rule: CombinePCGrad}, {Rule: CombineCAGrad, C: 0.4}} {
-		cfg := noClipConfig()
-		cfg.Seed = 0
-		cfg.Combine = cc
-		cfg.DiagnosticsEvery = 1
-		run := func(devices int, mesh bool) ([]*StepResult, *mlmodel.Store) {
-			store, err := base.Clone()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := cfg
-			c.Devices, c.Mesh = devices, mesh
-			tr, err := NewTrainer(backend, store, lossFn, c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tr.Close()
-			var res []*StepResult
-			for step := range 3 {
-				r, err := tr.Step(toyBatchAt(step)...)
-				if err != nil {
-					t.Fatalf("%s, devices %d, step %d: %v", cc.Rule, devices, step+1, err)
+		t.Run(string(cc.Rule), func(t *testing.T) {
+			cfg := noClipConfig()
+			cfg.Seed = 0
+			cfg.Combine = cc
+			cfg.DiagnosticsEvery = 1
+			wantRes, wantStore := trainClone(t, backend, base, lossFn, cfg, 1, false, 3)
+			for _, n := range meshSizes(backend) {
+				gotRes, gotStore := trainClone(t, backend, base, lossFn, cfg, n, true, 3)
+				for i := range gotRes {
+					g, w := gotRes[i], wantRes[i]
+					if relDiff(g.LossText, w.LossText) > 1e-5 || relDiff(g.GradNorm, w.GradNorm) > 1e-5 ||
+						g.Conflicts == nil || math.Abs(*g.Conflicts.Encoder.Cosine-*w.Conflicts.Encoder.Cosine) > 1e-5 {
+						t.Errorf("%s, mesh of %d, step %d: %+v, single device %+v", cc.Rule, n, i+1, g, w)
+					}
 				}
-				res = append(res, r)
-			}
-			return res, store
-		}
-		wantRes, wantStore := run(1, false)
-		meshes := []int{1}
-		for _, n := range []int{2, 4} {
-			if n <= backend.NumDevices() {
-				meshes = append(meshes, n)
-			}
-		}
-		for _, n := range meshes {
-			gotRes, gotStore := run(n, true)
-			for i := range gotRes {
-				g, w := gotRes[i], wantRes[i]
-				if relDiff(g.LossText, w.LossText) > 1e-5 || relDiff(g.GradNorm, w.GradNorm) > 1e-5 ||
-					g.Conflicts == nil || math.Abs(*g.Conflicts.Encoder.Cosine-*w.Conflicts.Encoder.Cosine) > 1e-5 {
-					t.Errorf("%s, mesh of %d, step %d: %+v, single device %+v", cc.Rule, n, i+1, g, w)
+				for v := range wantStore.IterVariables() {
+					if !v.DType().IsFloat() {
+						continue
+					}
+					if gv := gotStore.GetVariable(v.Path()); gv == nil || !mustValue(t, v).InDelta(mustValue(t, gv), 1e-5) {
+						t.Errorf("%s, mesh of %d: %s differs from the single-device run", cc.Rule, n, v.Path())
+					}
 				}
 			}
-			for v := range wantStore.IterVariables() {
-				if !v.DType().IsFloat() {
-					continue
-				}
-				if gv := gotStore.GetVariable(v.Path()); gv == nil || !mustValue(t, v).InDelta(mustValue(t, gv), 1e-5) {
-					t.Errorf("%s, mesh of %d: %s differs from the single-device run", cc.Rule, n, v.Path())
-				}
-			}
-		}
+		})
 	}
 }

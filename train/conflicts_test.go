@@ -1,11 +1,9 @@
 package train
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/internal/testutil"
 )
 
 // By hand: gt = (1, 0, 2), gi = (−1, 1, 3) in one group. Entrywise products
@@ -149,22 +148,7 @@ func TestConflictDiagnosticsOnToyModel(t *testing.T) {
 
 func readConflicts(t *testing.T, path string) []ConflictReport {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []ConflictReport
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r ConflictReport
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
-	}
-	return out
+	return testutil.ReadJSONL[ConflictReport](t, path)
 }
 
 // PCGrad and CAGrad keep no state of their own: a run resumed from a

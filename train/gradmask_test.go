@@ -2,6 +2,7 @@ package train
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -25,7 +26,7 @@ func TestMaskScheduleSteps(t *testing.T) {
 		if err := tc.cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		if got := tc.cfg.UpdateSteps(); !intsEqual(got, tc.steps) {
+		if got := tc.cfg.UpdateSteps(); !slices.Equal(got, tc.steps) {
 			t.Errorf("%+v: steps %v, want %v", tc.cfg, got, tc.steps)
 		}
 		for k, want := range tc.targets {
@@ -99,7 +100,7 @@ func TestSelectZerosTiesAndNoUnmasking(t *testing.T) {
 		}
 		selectZeros(members, tc.masks, tc.accs, tc.target)
 		for i := range tc.want {
-			if !slicesEqual(tc.masks[i], tc.want[i]) {
+			if !slices.Equal(tc.masks[i], tc.want[i]) {
 				t.Errorf("%s: tensor %d mask %v, want %v", tc.name, i, tc.masks[i], tc.want[i])
 			}
 		}

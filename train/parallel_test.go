@@ -164,15 +164,21 @@ func TestNewTrainerRefusesUnavailableDevices(t *testing.T) {
 }
 
 // dpBackend is the backend of GOMLX_BACKEND when set (test binaries built
-// with -tags xla have the XLA backend), else the pure-Go one.
+// with -tags xla have the XLA backend), else the pure-Go one. It skips the
+// test where the backend has no distributed execution (the pure-Go one).
 func dpBackend(t *testing.T) compute.Backend {
 	t.Helper()
+	var b compute.Backend
 	if os.Getenv(compute.ConfigEnvVar) == "" {
-		return testBackend()
+		b = testBackend()
+	} else {
+		var err error
+		if b, err = compute.New(); err != nil {
+			t.Fatalf("opening %s=%q: %v", compute.ConfigEnvVar, os.Getenv(compute.ConfigEnvVar), err)
+		}
 	}
-	b, err := compute.New()
-	if err != nil {
-		t.Fatalf("opening %s=%q: %v", compute.ConfigEnvVar, os.Getenv(compute.ConfigEnvVar), err)
+	if err := CheckDevices(b, 1); err != nil {
+		t.Skipf("no distributed execution on this backend (the one-device mesh step cannot be compiled): %v", err)
 	}
 	return b
 }
@@ -200,6 +206,44 @@ func initialisedToyStore(t *testing.T, lossFn LossFn, batch []*tensors.Tensor) *
 	return store
 }
 
+// trainClone trains a clone of base for steps toy steps with cfg on the
+// given number of devices (as a mesh if mesh), and returns the step results
+// and the trained store.
+func trainClone(t *testing.T, backend compute.Backend, base *mlmodel.Store, lossFn LossFn, cfg Config, devices int, mesh bool, steps int) ([]*StepResult, *mlmodel.Store) {
+	t.Helper()
+	store, err := base.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Devices, cfg.Mesh = devices, mesh
+	tr, err := NewTrainer(backend, store, lossFn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var res []*StepResult
+	for step := range steps {
+		r, err := tr.Step(toyBatchAt(step)...)
+		if err != nil {
+			t.Fatalf("devices %d, step %d: %v", devices, step+1, err)
+		}
+		res = append(res, r)
+	}
+	return res, store
+}
+
+// meshSizes lists the meshes the data-parallel tests compare with the
+// single-device step: 1 device, and 2 and 4 where the backend has them.
+func meshSizes(backend compute.Backend) []int {
+	meshes := []int{1}
+	for _, n := range []int{2, 4} {
+		if n <= backend.NumDevices() {
+			meshes = append(meshes, n)
+		}
+	}
+	return meshes
+}
+
 // A data-parallel step over a mesh of N devices (N = 1, and 2 and 4 where
 // the backend has them) gives, step after step, the losses, gradient norms,
 // updated weights, AdamW moments and gradient masks of the plain
@@ -211,9 +255,6 @@ func initialisedToyStore(t *testing.T, lossFn LossFn, batch []*tensors.Tensor) *
 // which has none, it is skipped.
 func TestDataParallelMatchesSingleDevice(t *testing.T) {
 	backend := dpBackend(t)
-	if err := CheckDevices(backend, 1); err != nil {
-		t.Skipf("no distributed execution on this backend (the one-device mesh step cannot be compiled): %v", err)
-	}
 	o := toyOpts{text: true, image: true}
 	lossFn := toyLossFn(o)
 	cfg := noClipConfig()
@@ -223,41 +264,14 @@ func TestDataParallelMatchesSingleDevice(t *testing.T) {
 	const steps = 6
 	base := initialisedToyStore(t, lossFn, toyBatchAt(0))
 
-	run := func(devices int, mesh bool) ([]*StepResult, *mlmodel.Store) {
-		store, err := base.Clone()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := cfg
-		c.Devices, c.Mesh = devices, mesh
-		tr, err := NewTrainer(backend, store, lossFn, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tr.Close()
-		var res []*StepResult
-		for step := range steps {
-			r, err := tr.Step(toyBatchAt(step)...)
-			if err != nil {
-				t.Fatalf("devices %d, step %d: %v", devices, step+1, err)
-			}
-			res = append(res, r)
-		}
-		return res, store
-	}
-	wantRes, wantStore := run(1, false)
+	wantRes, wantStore := trainClone(t, backend, base, lossFn, cfg, 1, false, steps)
 	if wantRes[1].MaskUpdate == nil || wantRes[3].MaskUpdate == nil {
 		t.Fatalf("the mask was not updated after steps 2 and 4")
 	}
-	meshes := []int{1}
-	for _, n := range []int{2, 4} {
-		if n <= backend.NumDevices() {
-			meshes = append(meshes, n)
-		}
-	}
+	meshes := meshSizes(backend)
 	t.Logf("backend %q with %d device(s): meshes of %v device(s)", backend.Name(), backend.NumDevices(), meshes)
 	for _, n := range meshes {
-		gotRes, gotStore := run(n, true)
+		gotRes, gotStore := trainClone(t, backend, base, lossFn, cfg, n, true, steps)
 		maxDiff := 0.0
 		note := func(name string, got, want float64) {
 			d := math.Abs(got - want)
@@ -319,19 +333,29 @@ func diffStores(got, want *mlmodel.Store, tol float64) (*storeDiff, error) {
 			d.errors = append(d.errors, fmt.Sprintf("no variable %s", v.Path()))
 			continue
 		}
-		if strings.HasPrefix(v.Path(), maskScope) {
-			w, err := readMask(v)
-			if err != nil {
-				return nil, err
-			}
-			g, err := readMask(gv)
-			if err != nil {
-				return nil, err
-			}
-			if len(g) != len(w) {
-				d.errors = append(d.errors, fmt.Sprintf("mask %s has %d entries, want %d", v.Path(), len(g), len(w)))
-				continue
-			}
+		mask := strings.HasPrefix(v.Path(), maskScope)
+		if !mask && !v.DType().IsFloat() {
+			continue
+		}
+		read, name := readFloat32, v.Path()
+		if mask {
+			read, name = readMask, "mask "+v.Path()
+		} else {
+			d.floats++
+		}
+		w, err := read(v)
+		if err != nil {
+			return nil, err
+		}
+		g, err := read(gv)
+		if err != nil {
+			return nil, err
+		}
+		if len(g) != len(w) {
+			d.errors = append(d.errors, fmt.Sprintf("%s has %d entries, want %d", name, len(g), len(w)))
+			continue
+		}
+		if mask {
 			d.masks++
 			for i := range w {
 				d.maskEntries++
@@ -339,33 +363,17 @@ func diffStores(got, want *mlmodel.Store, tol float64) (*storeDiff, error) {
 					d.maskZeros++
 				}
 				if g[i] != w[i] {
-					d.errors = append(d.errors, fmt.Sprintf("mask %s[%d] = %g, want %g", v.Path(), i, g[i], w[i]))
+					d.errors = append(d.errors, fmt.Sprintf("%s[%d] = %g, want %g", name, i, g[i], w[i]))
 					break
 				}
 			}
-			continue
-		}
-		if !v.DType().IsFloat() {
-			continue
-		}
-		d.floats++
-		w, err := readFloat32(v)
-		if err != nil {
-			return nil, err
-		}
-		g, err := readFloat32(gv)
-		if err != nil {
-			return nil, err
-		}
-		if len(g) != len(w) {
-			d.errors = append(d.errors, fmt.Sprintf("%s has %d entries, want %d", v.Path(), len(g), len(w)))
 			continue
 		}
 		for i := range w {
 			diff := math.Abs(float64(g[i]) - float64(w[i]))
 			d.maxDiff = max(d.maxDiff, diff)
 			if diff > tol*max(1, math.Abs(float64(w[i]))) {
-				d.errors = append(d.errors, fmt.Sprintf("%s[%d] = %.9g, want %.9g", v.Path(), i, g[i], w[i]))
+				d.errors = append(d.errors, fmt.Sprintf("%s[%d] = %.9g, want %.9g", name, i, g[i], w[i]))
 				break
 			}
 		}

@@ -1,19 +1,17 @@
 package train
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/vitbert/vitbert/internal/testutil"
 )
 
 // newResumeLoop is a masked toy loop writing into out, checkpointing every 3 steps.
@@ -35,21 +33,21 @@ func newResumeLoop(t *testing.T, out string, total int, log *bytes.Buffer) (*Loo
 	return loop, data
 }
 
+// finishedResumeLoop is newResumeLoop, run for its total steps.
+func finishedResumeLoop(t *testing.T, out string, total int) *Loop {
+	t.Helper()
+	loop, _ := newResumeLoop(t, out, total, nil)
+	if err := loop.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return loop
+}
+
 // metricSteps lists the "step" of every line of a JSON-lines file.
 func metricSteps(t *testing.T, path string) []int {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var steps []int
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var s struct{ Step int }
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			t.Fatal(err)
-		}
+	for _, s := range testutil.ReadJSONL[struct{ Step int }](t, path) {
 		steps = append(steps, s.Step)
 	}
 	return steps
@@ -91,10 +89,7 @@ func TestRunCutsLogsBackToItsStartStep(t *testing.T) {
 // checkpoint writes are removed.
 func TestResumeFallsBackFromDamagedCheckpoint(t *testing.T) {
 	src := t.TempDir()
-	loop, _ := newResumeLoop(t, src, 6, nil)
-	if err := loop.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	finishedResumeLoop(t, src, 6)
 	damage := map[string]func(dir string) error{
 		"truncated variables": func(dir string) error {
 			p := filepath.Join(dir, VariablesFile)
@@ -167,18 +162,7 @@ func TestResumeFallsBackFromDamagedCheckpoint(t *testing.T) {
 // TestLockHelper holds the lock of $VITBERT_LOCK_DIR until its stdin closes
 // (run as a child process by TestLoopRefusesALockedRunDirectory).
 func TestLockHelper(t *testing.T) {
-	dir := os.Getenv("VITBERT_LOCK_DIR")
-	if dir == "" {
-		t.Skip("helper process")
-	}
-	release, err := LockDir(dir)
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	defer release()
-	fmt.Println("locked")
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	testutil.HoldLock(t, LockDir)
 }
 
 // Item 3: a second process training into a locked run directory gets an
@@ -186,33 +170,16 @@ func TestLockHelper(t *testing.T) {
 // gone the directory is free.
 func TestLoopRefusesALockedRunDirectory(t *testing.T) {
 	out := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelper$")
-	cmd.Env = append(os.Environ(), "VITBERT_LOCK_DIR="+out)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); _ = cmd.Wait() }()
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "locked" {
-		t.Fatalf("helper: %q", line)
-	}
+	pid, release := testutil.StartLockHolder(t, "TestLockHelper", out)
 	loop, _ := newResumeLoop(t, out, 2, nil)
-	err = loop.Run(context.Background())
-	if want := fmt.Sprintf("in use by process %d", cmd.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
+	err := loop.Run(context.Background())
+	if want := fmt.Sprintf("in use by process %d", pid); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Run on a locked directory: %v, want an error containing %q", err, want)
 	}
 	if _, err := os.Stat(filepath.Join(out, MetricsFile)); !os.IsNotExist(err) {
 		t.Errorf("the refused run wrote %s", MetricsFile)
 	}
-	stdin.Close()
-	_ = cmd.Wait()
+	release()
 	if err := loop.Run(context.Background()); err != nil {
 		t.Errorf("after the holder exited: %v", err)
 	}
@@ -222,10 +189,7 @@ func TestLoopRefusesALockedRunDirectory(t *testing.T) {
 // left where it is.
 func TestResumeOfAnotherModelIsNotDamage(t *testing.T) {
 	out := t.TempDir()
-	loop, _ := newResumeLoop(t, out, 3, nil)
-	if err := loop.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	loop := finishedResumeLoop(t, out, 3)
 	var name string
 	for v := range loop.trainer.Store().IterVariables() {
 		name = v.Path()

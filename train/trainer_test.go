@@ -178,7 +178,7 @@ func TestUnmaskedUpdateIsSummedGradient(t *testing.T) {
 	before := map[string][]float32{}
 	for path := range gt {
 		before[path] = varData(t, plain.Store(), path)
-		if b2 := varData(t, masked.Store(), path); !slicesEqual(before[path], b2) {
+		if b2 := varData(t, masked.Store(), path); !slices.Equal(before[path], b2) {
 			t.Fatalf("initial weights of %s differ between the stores", path)
 		}
 	}
@@ -210,18 +210,6 @@ func TestUnmaskedUpdateIsSummedGradient(t *testing.T) {
 			}
 		}
 	}
-}
-
-func slicesEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestSingleModalityModes(t *testing.T) {
@@ -295,7 +283,7 @@ func TestMaskScheduleOnToyModel(t *testing.T) {
 			cfg.Mask = MaskConfig{Enabled: true, FinalSparsity: 0.5, Increment: 0.2, StartStep: 0, EndStep: 6, Ranking: ranking}
 			tr := newToyTrainer(t, cfg, toyOpts{text: true, image: true})
 			wantSteps := []int{2, 4, 6}
-			if got := cfg.Mask.UpdateSteps(); !intsEqual(got, wantSteps) {
+			if got := cfg.Mask.UpdateSteps(); !slices.Equal(got, wantSteps) {
 				t.Fatalf("update steps %v, want %v", got, wantSteps)
 			}
 			targets := []float64{0.2, 0.4, 0.5}
@@ -392,18 +380,6 @@ func TestMaskScheduleOnToyModel(t *testing.T) {
 			}
 		})
 	}
-}
-
-func intsEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // linearLossFn has a known gradient: L = Σ c⊙w + Σ d⊙b, so ∇w = c, ∇b = d.

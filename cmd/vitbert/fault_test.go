@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
 )
@@ -129,18 +129,8 @@ func runKillable(t *testing.T, command string, args []string, out string, kill *
 // metricsWithoutTimes reads metrics.jsonl without its wall-clock fields.
 func metricsWithoutTimes(t *testing.T, path string) []string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatal(err)
-		}
+	for _, rec := range testutil.ReadJSONL[map[string]any](t, path) {
 		for _, k := range []string{"time", "elapsed_s", "steps_per_s", "examples_per_s"} {
 			delete(rec, k)
 		}

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gomlx/compute"
-	"github.com/vitbert/vitbert/checkpoint"
 	"github.com/vitbert/vitbert/finetune"
+	"github.com/vitbert/vitbert/internal/testmodel"
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/model"
 )
 
@@ -19,22 +19,7 @@ func tinyModelDir(t *testing.T) string {
 	c := &model.Config{Hidden: 32, Layers: 1, Heads: 2, MLP: 64, Norm: model.PreNorm, LayerNormEps: 1e-12,
 		Activation: "gelu", ImageSize: 28, Channels: 1, PatchSize: 7}
 	c.AddHead(model.PaperHead("image", model.HeadClassify, "image", 10))
-	b, err := compute.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := model.NewStore(b, c, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := checkpoint.Weights(store, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := checkpoint.SaveDir(dir, c, w); err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := testmodel.SaveFresh(t, c, 3)
 	return dir
 }
 
@@ -49,14 +34,7 @@ func TestFinetuneThenEvalReportsTheSameScores(t *testing.T) {
 	if !strings.Contains(stdout, "embedded-images: selected on the validation split") || !strings.Contains(stdout, filepath.Join(out, "best")) {
 		t.Errorf("finetune printed %q", stdout)
 	}
-	b, err := os.ReadFile(filepath.Join(out, finetune.ResultFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res finetune.Result
-	if err := json.Unmarshal(b, &res); err != nil {
-		t.Fatal(err)
-	}
+	res := testutil.ReadJSON[finetune.Result](t, filepath.Join(out, finetune.ResultFile))
 	js, err := capture(t, runEval, "--model", filepath.Join(out, "best"), "--json")
 	if err != nil {
 		t.Fatal(err)

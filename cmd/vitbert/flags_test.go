@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"image/png"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -24,18 +23,7 @@ var errStarted = errors.New("started")
 // numericFlags lists the int and float flags a command's --help shows.
 func numericFlags(t *testing.T, run func([]string) error, args ...string) map[string]string {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stderr
-	os.Stderr = w
-	done := make(chan string)
-	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	_, _ = capture(t, run, append(args, "--help")...)
-	w.Close()
-	os.Stderr = old
-	help := <-done
+	help := redirect(t, &os.Stderr, func() { _, _ = capture(t, run, append(args, "--help")...) })
 	out := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^  -(\S+) (int|float)`).FindAllStringSubmatch(help, -1) {
 		out[m[1]] = m[2]
@@ -173,12 +161,21 @@ func writeGreyPNG(t *testing.T, path string, size int) {
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i * 7)
 	}
+	savePNG(t, path, img)
+}
+
+// savePNG writes img to path as a PNG file.
+func savePNG(t *testing.T, path string, img image.Image) {
+	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

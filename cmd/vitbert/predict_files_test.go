@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"math"
 	"os"
@@ -9,26 +8,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/serve"
 )
 
+// answerLine is a line of predict's JSON-lines output.
+type answerLine struct {
+	Input  map[string]any  `json:"input"`
+	Output json.RawMessage `json:"output"`
+}
+
 func readAnswers(t *testing.T, path string) []json.RawMessage {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []json.RawMessage
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		var line struct {
-			Input  map[string]any  `json:"input"`
-			Output json.RawMessage `json:"output"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line.Input == nil {
-			t.Fatalf("%s: line %q: %v", path, sc.Text(), err)
+	for i, line := range testutil.ReadJSONL[answerLine](t, path) {
+		if line.Input == nil {
+			t.Fatalf("%s: line %d has no input", path, i+1)
 		}
 		out = append(out, line.Output)
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"image"
 	"image/color"
-	"image/png"
 	"io"
 	"math"
 	"os"
@@ -20,18 +19,27 @@ const fixtures = "../../testdata/hf/"
 // capture runs a command in-process and returns what it printed on stdout.
 func capture(t *testing.T, run func([]string) error, args ...string) (string, error) {
 	t.Helper()
+	var err error
+	out := redirect(t, &os.Stdout, func() { err = run(args) })
+	return out, err
+}
+
+// redirect points *f (os.Stdout or os.Stderr) at a pipe while fn runs and
+// returns what was written to it.
+func redirect(t *testing.T, f **os.File, fn func()) string {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := os.Stdout
-	os.Stdout = w
+	old := *f
+	*f = w
 	done := make(chan string)
 	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	err = run(args)
+	fn()
 	w.Close()
-	os.Stdout = old
-	return <-done, err
+	*f = old
+	return <-done
 }
 
 func flatten(v any, out *[]float64) {
@@ -202,9 +210,7 @@ func TestPredictUsesPreprocessorConfig(t *testing.T) {
 		}
 	}
 	pngPath := filepath.Join(t.TempDir(), "solid.png")
-	f, _ := os.Create(pngPath)
-	png.Encode(f, img)
-	f.Close()
+	savePNG(t, pngPath, img)
 	mean, std := []float64{0.485, 0.456, 0.406}, []float64{0.229, 0.224, 0.225}
 	px := make([]float32, 3*32*32)
 	for k := range 3 {

@@ -1,31 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/vitbert/vitbert/internal/testutil"
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
 )
-
-func readRunConfig(t *testing.T, dir string) pretrain.Config {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c pretrain.Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // Item 1: a resumed run keeps the configuration of its run directory; a
 // contradicting flag is an error naming the field and the flag; --steps may
@@ -68,7 +53,7 @@ func TestPretrainResumeKeepsTheRunsConfiguration(t *testing.T) {
 	if _, err := capture(t, runPretrain, "--out", out, "--resume", "--steps", "12", "--quiet"); err != nil {
 		t.Fatal(err)
 	}
-	c := readRunConfig(t, out)
+	c := testutil.ReadJSON[pretrain.Config](t, filepath.Join(out, "config.json"))
 	if c.Steps != 12 || !c.Mask.Enabled || c.TextBatch != 2 {
 		t.Errorf("after extending: steps %d, masking %v, text batch %d", c.Steps, c.Mask.Enabled, c.TextBatch)
 	}
@@ -84,35 +69,15 @@ func TestPretrainResumeKeepsTheRunsConfiguration(t *testing.T) {
 
 // TestLockChild holds the lock of $VITBERT_LOCK_DIR until its stdin closes.
 func TestLockChild(t *testing.T) {
-	dir := os.Getenv("VITBERT_LOCK_DIR")
-	if dir == "" {
-		t.Skip("child process of TestRunDirectoryIsLocked")
-	}
-	release, err := train.LockDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	fmt.Println("locked")
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	testutil.HoldLock(t, train.LockDir)
 }
 
 // Item 3: pretrain, reproduce, demo and finetune (and the linear probe) refuse an output directory another
 // process holds, naming its PID, before writing anything.
 func TestRunDirectoryIsLocked(t *testing.T) {
 	out := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLockChild$")
-	cmd.Env = append(os.Environ(), "VITBERT_LOCK_DIR="+out)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); _ = cmd.Wait() }()
-	if line, _ := bufio.NewReader(stdout).ReadString('\n'); strings.TrimSpace(line) != "locked" {
-		t.Fatalf("child: %q", line)
-	}
-	want := fmt.Sprintf("in use by process %d", cmd.Process.Pid)
+	pid, _ := testutil.StartLockHolder(t, "TestLockChild", out)
+	want := fmt.Sprintf("in use by process %d", pid)
 	for name, run := range map[string]func() error{
 		"pretrain":  func() error { return runPretrain([]string{"--out", out, "--steps", "2", "--quiet"}) },
 		"reproduce": func() error { return runReproduce([]string{"--out", out, "--quiet"}) },
