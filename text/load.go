@@ -215,20 +215,22 @@ func (a jsonAddedToken) toAdded() addedToken {
 	}
 }
 
+// setIfGiven sets *dst to *v when the file gave v (a JSON field that is
+// absent leaves the default).
+func setIfGiven[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
 // apply lets tokenizer_config.json override normaliser settings and names.
 func (c *tokenizerConfig) apply(o *options) {
 	if c == nil {
 		return
 	}
-	if c.lowercase != nil {
-		o.lowercase = *c.lowercase
-	}
-	if c.stripAccents != nil {
-		o.stripAccents = *c.stripAccents
-	}
-	if c.chineseChars != nil {
-		o.chineseChars = *c.chineseChars
-	}
+	setIfGiven(&o.lowercase, c.lowercase)
+	setIfGiven(&o.stripAccents, c.stripAccents)
+	setIfGiven(&o.chineseChars, c.chineseChars)
 	for k, v := range c.names {
 		o.names[k] = v
 	}
@@ -281,15 +283,9 @@ func loadJSON(path string, cfg *tokenizerConfig) (*Tokenizer, error) {
 		}
 		// Defaults of tokenizers' BertNormalizer for absent fields.
 		o.cleanText, o.chineseChars, o.lowercase = true, true, true
-		if n.CleanText != nil {
-			o.cleanText = *n.CleanText
-		}
-		if n.HandleChineseChars != nil {
-			o.chineseChars = *n.HandleChineseChars
-		}
-		if n.Lowercase != nil {
-			o.lowercase = *n.Lowercase
-		}
+		setIfGiven(&o.cleanText, n.CleanText)
+		setIfGiven(&o.chineseChars, n.HandleChineseChars)
+		setIfGiven(&o.lowercase, n.Lowercase)
 		o.stripAccents = n.StripAccents
 	}
 	if p := tj.PreTokenizer; p == nil || p.Type != "BertPreTokenizer" {
