@@ -30,7 +30,7 @@ func TestProberAndFewShotCells(t *testing.T) {
 		t.Errorf("probe cell fitted on %d training examples, want the task's 300", res.TrainExamples)
 	}
 	few := filepath.Join(t.TempDir(), "few")
-	if _, _, err := FewShotFinetuner(backend, &plan, nil, 2)(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err != nil {
+	if _, _, err := FewShotFinetuner(backend, &plan, nil, Protocol{Name: ProtocolFewShot, PerClass: 2})(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err != nil {
 		t.Fatal(err)
 	}
 	if res := readCellResult(t, few); res.TrainExamples != 20 || res.StepsRun != 4 {

@@ -201,3 +201,27 @@ func TestPlanPresetsAreValid(t *testing.T) {
 		t.Error("an unknown plan was accepted")
 	}
 }
+
+// A protocol's own budget replaces the tasks' and the plan's, and its
+// modality keeps only the tasks of that modality.
+func TestProtocolTasks(t *testing.T) {
+	tasks := []TaskRef{
+		{Name: "mnist", Label: "MNIST", Modality: "image"},
+		{Name: "labelled", Label: "Spam", Modality: "text", Steps: 100, Batch: 16},
+	}
+	few := Protocol{Name: ProtocolFewShot, PerClass: 10, Steps: 200, Batch: 32, EvalEvery: 50, Modality: "image"}
+	got := few.Tasks(tasks)
+	if len(got) != 1 || got[0].Label != "MNIST" || got[0].Steps != 200 || got[0].Batch != 32 {
+		t.Errorf("few-shot on images: %+v, want MNIST alone with 200 steps of 32", got)
+	}
+	if tasks[0].Steps != 0 {
+		t.Error("Tasks changed the plan's task")
+	}
+	all := Protocol{Name: ProtocolFinetune}.Tasks(tasks)
+	if len(all) != 2 || all[0] != tasks[0] || all[1] != tasks[1] {
+		t.Errorf("full fine-tuning: %+v, want the plan's tasks unchanged", all)
+	}
+	if b := few.budget(); b != "image tasks only, 200 steps, batch 32, the validation split scored every 50 steps, each fine-tuning seed draws another training subset" {
+		t.Errorf("budget %q", b)
+	}
+}

@@ -109,6 +109,56 @@ type Protocol struct {
 	Seeds []int `json:"seeds,omitempty"`
 	// Probe sets the linear probe (nil: finetune.DefaultProbe).
 	Probe *finetune.ProbeConfig `json:"probe,omitempty"`
+	// Steps, Batch and EvalEvery, if positive, replace the fine-tuning
+	// budget of every task under this protocol: a few-shot training set of
+	// a hundred examples wants neither the epochs of a full one nor its
+	// spacing of evaluations.
+	Steps     int `json:"steps,omitempty"`
+	Batch     int `json:"batch,omitempty"`
+	EvalEvery int `json:"eval_every,omitempty"`
+	// Modality, if set ("text" or "image"), limits the protocol to the
+	// tasks of that modality.
+	Modality string `json:"modality,omitempty"`
+}
+
+// budget describes where the protocol departs from the plan's fine-tuning.
+func (p Protocol) budget() string {
+	var parts []string
+	if p.Modality != "" {
+		parts = append(parts, p.Modality+" tasks only")
+	}
+	if p.Steps > 0 {
+		parts = append(parts, fmt.Sprintf("%d steps", p.Steps))
+	}
+	if p.Batch > 0 {
+		parts = append(parts, fmt.Sprintf("batch %d", p.Batch))
+	}
+	if p.EvalEvery > 0 {
+		parts = append(parts, fmt.Sprintf("the validation split scored every %d steps", p.EvalEvery))
+	}
+	if p.Name == ProtocolFewShot {
+		parts = append(parts, "each fine-tuning seed draws another training subset")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Tasks is the plan's tasks this protocol scores on, each with the
+// protocol's steps and batch where it sets them.
+func (p Protocol) Tasks(all []TaskRef) []TaskRef {
+	var out []TaskRef
+	for _, t := range all {
+		if p.Modality != "" && t.Modality != p.Modality {
+			continue
+		}
+		if p.Steps > 0 {
+			t.Steps = p.Steps
+		}
+		if p.Batch > 0 {
+			t.Batch = p.Batch
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // The protocols.
@@ -427,7 +477,7 @@ func (r *Runner) protocolFn(p Protocol) FinetuneFn {
 	case ProtocolProbe:
 		return ProberWith(r.Backend, &r.Plan, progress, p.Probe)
 	case ProtocolFewShot:
-		return FewShotFinetuner(r.Backend, &r.Plan, progress, p.PerClass)
+		return FewShotFinetuner(r.Backend, &r.Plan, progress, p)
 	}
 	if r.Finetune != nil {
 		return r.Finetune
@@ -472,7 +522,7 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 			if len(p.Seeds) > 0 {
 				seeds = p.Seeds
 			}
-			for _, t := range r.Plan.Tasks {
+			for _, t := range p.Tasks(r.Plan.Tasks) {
 				// The single-modality models have no tokenizer for the other side.
 				if v.Mode == pretrain.ModeText && t.Modality != "text" || v.Mode == pretrain.ModeImage && t.Modality != "image" {
 					continue

@@ -80,6 +80,11 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 			fmt.Fprintf(&sb, "Fine-tuning on %s: %d steps, batch %d.\n\n", t.Label, steps, batch)
 		}
 	}
+	for _, pr := range p.ProtocolList() {
+		if pr.Steps > 0 || pr.Batch > 0 || pr.Modality != "" {
+			fmt.Fprintf(&sb, "%s: %s.\n\n", upperFirst(pr.Label()), pr.budget())
+		}
+	}
 	if ho := r.heldOutTable(main); ho != "" {
 		fmt.Fprintf(&sb, "## Held-out pre-training metrics\n\n%s\n", ho)
 	}
@@ -94,12 +99,16 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 	}
 	for i, pr := range protocols {
 		pcells := CellsOf(cells, pr.Name)
-		fmt.Fprintf(&sb, "## %s\n\n%s\n", upperFirst(pr.Label()), r.Table(pcells, main, p.Tasks))
+		ptasks := pr.Tasks(p.Tasks)
+		fmt.Fprintf(&sb, "## %s\n\n%s\n", upperFirst(pr.Label()), r.Table(pcells, main, ptasks))
+		if pr.Modality != "" {
+			fmt.Fprintf(&sb, "This protocol scores the %s tasks only: its verdicts speak for that modality alone.\n\n", pr.Modality)
+		}
 		if i == 0 {
 			fmt.Fprintf(&sb, "Metrics: %s. The BERT row is scored on text tasks only and the ViT row on image tasks only: they are the separately trained references. "+
 				"Under the linear probe, the from-scratch row is a probe of the randomly initialised encoder.\n\n", strings.Join(metrics, "; "))
 		}
-		fmt.Fprintf(&sb, "### The paper's claims, %s\n\n%s\n", pr.Label(), VerdictTable(Judge(cells, p.Tasks, pr.Name)))
+		fmt.Fprintf(&sb, "### The paper's claims, %s\n\n%s\n", pr.Label(), VerdictTable(Judge(cells, ptasks, pr.Name)))
 	}
 	sb.WriteString("A verdict is *supported* when every paired difference it predicts positive has its 95% interval above zero, *contradicted* when any has it below zero, and *inconclusive at this scale* otherwise. " +
 		"Differences pair runs with the same pre-training and fine-tuning seeds (the from-scratch baseline pairs by fine-tuning seed); runs that share a pre-training run are not independent, so with few pre-training seeds the intervals are optimistic.\n\n")
@@ -385,8 +394,9 @@ func (r *Runner) combineSection(cells []Cell, rows, combine []Variant, protocols
 		"Under each table, the paired differences joint + GM − other, in points with their 95% intervals.\n")
 	for _, pr := range protocols {
 		pcells := CellsOf(cells, pr.Name)
-		fmt.Fprintf(&sb, "\n### %s\n\n%s\n", pr.Label(), r.Table(pcells, rows, r.Plan.Tasks))
-		for _, t := range r.Plan.Tasks {
+		ptasks := pr.Tasks(r.Plan.Tasks)
+		fmt.Fprintf(&sb, "\n### %s\n\n%s\n", pr.Label(), r.Table(pcells, rows, ptasks))
+		for _, t := range ptasks {
 			for _, other := range combine {
 				if d := PairedDiff(pcells, "joint + GM", other.Name, t.Label, pr.Name); d.N > 0 {
 					fmt.Fprintf(&sb, "- %s: joint + GM − %s = %s points\n", t.Label, other.Name, d)
