@@ -21,7 +21,7 @@ func init() {
 
 func runReproduce(args []string) error {
 	fs := newFlags("reproduce", "--preset demo|tiny|small --out DIR [--data DIR] [--seeds 1,2,3] [--no-ablations] [--stage all|pretrain]")
-	preset := fs.String("preset", "demo", "demo (built-in data, minutes), tiny (real data from 'vitbert data fetch all', about 70 minutes on 2 cores) or small (the same data, a larger model; pre-training meant for a GPU)")
+	preset := fs.String("preset", "demo", "demo (built-in data, minutes), tiny (real data from 'vitbert data fetch all', about 75 minutes on 2 cores) or small (the same data, a larger model; pre-training meant for a GPU)")
 	out := fs.String("out", "", "output folder: pretrain/, finetune/, figures/, report.md (required); rerun to continue an interrupted reproduction")
 	dataDir := fs.String("data", "data/cache", "folder of the fetched data sets (tiny preset)")
 	seeds := fs.String("seeds", "", "comma-separated fine-tuning seeds (default: the preset's)")
