@@ -511,3 +511,21 @@ func TestRegisteredTaskIsFoundEverywhere(t *testing.T) {
 	}()
 	registerTask(&taskEntry{def: taskDef{Name: "another"}, aliases: []string{name}})
 }
+
+// What an interrupted atomic write leaves in a cell's folder does not make
+// the folder a run: a fresh run starts there; anything else still refuses.
+func TestPrepareOutIgnoresAtomicLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-config.json-123"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareOut(&Options{OutDir: dir}, []byte("{}")); err != nil {
+		t.Errorf("folder with a temporary file only: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "metrics.jsonl"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepareOut(&Options{OutDir: dir}, []byte("{}")); err == nil || !strings.Contains(err.Error(), "metrics.jsonl") {
+		t.Errorf("folder with a run's file: %v, want a refusal naming it", err)
+	}
+}

@@ -332,8 +332,11 @@ func prepareOut(opt *Options, cfg []byte) error {
 		}
 		return sameConfig(old, cfg, opt.OutDir)
 	}
-	// The run directory's lock (held by this process) is not a run.
-	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == train.LockFile })
+	// The run directory's lock (held by this process) is not a run, nor is
+	// what an interrupted atomic write left behind.
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool {
+		return e.Name() == train.LockFile || strings.HasPrefix(e.Name(), atomicfs.TempPrefix)
+	})
 	if len(ents) == 0 {
 		return os.MkdirAll(opt.OutDir, 0o755)
 	}

@@ -53,15 +53,32 @@ func ProberWith(backend compute.Backend, plan *Plan, progress io.Writer, probe *
 // configuration.
 func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit func(*finetune.Config)) FinetuneFn {
 	return func(ctx context.Context, modelDir string, cfg *pretrain.Config, task TaskRef, seed, steps int, outDir string) (map[string]float64, string, error) {
-		resultPath := filepath.Join(outDir, finetune.ResultFile)
-		if b, err := os.ReadFile(resultPath); err == nil {
-			var res finetune.Result
-			if err := json.Unmarshal(b, &res); err != nil {
-				return nil, "", fmt.Errorf("%s: %w", resultPath, err)
+		fc := finetune.DefaultConfig()
+		fc.Task = finetune.Task{Name: task.Name, Data: task.Data}
+		fc.Steps, fc.Seed = steps, int64(seed)
+		if plan.FinetuneBatch > 0 {
+			fc.Batch = plan.FinetuneBatch
+		}
+		if task.Batch > 0 {
+			fc.Batch = task.Batch
+		}
+		if plan.FinetuneLR > 0 {
+			fc.Optimizer.LearningRate = plan.FinetuneLR
+		}
+		fc.EvalEvery = plan.EvalEvery
+		fc.MaxLength = cfg.Model.MaxTextLength
+		if edit != nil {
+			edit(&fc)
+		}
+		if fc.Probe != nil && task.ProbeExamples > 0 {
+			fc.TrainExamples = task.ProbeExamples
+		}
+		if res, err := finishedCell(outDir, &fc); res != nil || err != nil {
+			if err != nil {
+				return nil, "", err
 			}
 			return res.Metrics, res.Metric, nil
 		}
-		fc := finetune.DefaultConfig()
 		if modelDir == "" {
 			fc.Model = finetune.Scratch
 			mc := cfg.Model
@@ -91,25 +108,6 @@ func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit fu
 		} else {
 			fc.Model = modelDir
 		}
-		fc.Task = finetune.Task{Name: task.Name, Data: task.Data}
-		fc.Steps, fc.Seed = steps, int64(seed)
-		if plan.FinetuneBatch > 0 {
-			fc.Batch = plan.FinetuneBatch
-		}
-		if task.Batch > 0 {
-			fc.Batch = task.Batch
-		}
-		if plan.FinetuneLR > 0 {
-			fc.Optimizer.LearningRate = plan.FinetuneLR
-		}
-		fc.EvalEvery = plan.EvalEvery
-		fc.MaxLength = cfg.Model.MaxTextLength
-		if edit != nil {
-			edit(&fc)
-		}
-		if fc.Probe != nil && task.ProbeExamples > 0 {
-			fc.TrainExamples = task.ProbeExamples
-		}
 		_, err := os.Stat(filepath.Join(outDir, finetune.ConfigFile))
 		opt := finetune.Options{OutDir: outDir, Progress: progress, Quiet: progress == nil, Resume: err == nil}
 		res, err := finetune.Run(ctx, backend, fc, opt)
@@ -118,6 +116,47 @@ func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit fu
 		}
 		return res.Metrics, res.Metric, nil
 	}
+}
+
+// finishedCell reads back a cell whose result.json exists (nil, nil when it
+// has none), after checking that the budget it was scored with is the one
+// the plan gives now: a cell is not run again, so a changed plan would
+// otherwise be reported with the old cell's numbers.
+func finishedCell(dir string, want *finetune.Config) (*finetune.Result, error) {
+	resultPath := filepath.Join(dir, finetune.ResultFile)
+	b, err := os.ReadFile(resultPath)
+	if err != nil {
+		return nil, nil
+	}
+	var res finetune.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", resultPath, err)
+	}
+	cfgPath := filepath.Join(dir, finetune.ConfigFile)
+	b, err = os.ReadFile(cfgPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s has a result but no configuration: %w", dir, err)
+	}
+	var got finetune.Config
+	if err := json.Unmarshal(b, &got); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
+	}
+	type field struct {
+		name      string
+		run, plan any
+	}
+	fields := []field{{"seed", got.Seed, want.Seed}, {"per_class", got.PerClass, want.PerClass},
+		{"train_examples", got.TrainExamples, want.TrainExamples}, {"probe", got.Probe != nil, want.Probe != nil}}
+	if want.Probe == nil { // a probe's fit does not depend on these
+		fields = append(fields, field{"steps", got.Steps, want.Steps}, field{"batch", got.Batch, want.Batch},
+			field{"eval_every", got.EvalEvery, want.EvalEvery}, field{"learning_rate", got.Optimizer.LearningRate, want.Optimizer.LearningRate})
+	}
+	for _, f := range fields {
+		if f.run != f.plan {
+			return nil, fmt.Errorf("%s was scored with %s %v, the plan now gives %v: remove the folder to score it again, or write to another --out", dir, f.name, f.run, f.plan)
+		}
+	}
+	return &res, nil
 }
 
 // PlanPreset returns a named reproduction plan: "demo" runs on the embedded

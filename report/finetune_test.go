@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -30,11 +31,28 @@ func TestProberAndFewShotCells(t *testing.T) {
 		t.Errorf("probe cell fitted on %d training examples, want the task's 300", res.TrainExamples)
 	}
 	few := filepath.Join(t.TempDir(), "few")
-	if _, _, err := FewShotFinetuner(backend, &plan, nil, Protocol{Name: ProtocolFewShot, PerClass: 2})(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err != nil {
+	fewShot := FewShotFinetuner(backend, &plan, nil, Protocol{Name: ProtocolFewShot, PerClass: 2, EvalEvery: 2})
+	if _, _, err := fewShot(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err != nil {
 		t.Fatal(err)
 	}
 	if res := readCellResult(t, few); res.TrainExamples != 20 || res.StepsRun != 4 {
 		t.Errorf("few-shot cell: %d training examples, %d steps; want 20 (2 of each of 10 classes) and 4", res.TrainExamples, res.StepsRun)
+	}
+	if c := testutil.ReadJSON[finetune.Config](t, filepath.Join(few, finetune.ConfigFile)); c.EvalEvery != 2 {
+		t.Errorf("few-shot cell evaluated every %d steps, want the protocol's 2", c.EvalEvery)
+	}
+	// A finished cell is read back, not run again, only while the plan
+	// gives it the budget it was scored with.
+	if _, _, err := fewShot(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err != nil {
+		t.Errorf("finished cell, same budget: %v", err)
+	}
+	_, _, err = fewShot(context.Background(), "", &plan.Pretrain, task, 3, 6, few)
+	if err == nil || !strings.Contains(err.Error(), "scored with steps 4, the plan now gives 6") {
+		t.Errorf("finished cell, other steps: %v, want the change named", err)
+	}
+	other := FewShotFinetuner(backend, &plan, nil, Protocol{Name: ProtocolFewShot, PerClass: 3, EvalEvery: 2})
+	if _, _, err := other(context.Background(), "", &plan.Pretrain, task, 3, 4, few); err == nil || !strings.Contains(err.Error(), "per_class 2, the plan now gives 3") {
+		t.Errorf("finished cell, other per_class: %v, want the change named", err)
 	}
 }
 

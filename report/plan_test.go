@@ -186,14 +186,8 @@ func TestPlanPresetsAreValid(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 		for _, pr := range p.ProtocolList() {
-			switch pr.Name {
-			case ProtocolFinetune, ProtocolProbe:
-			case ProtocolFewShot:
-				if pr.PerClass < 1 {
-					t.Errorf("%s: few-shot with %d per class", name, pr.PerClass)
-				}
-			default:
-				t.Errorf("%s: unknown protocol %q", name, pr.Name)
+			if err := pr.validate(p.Tasks); err != nil {
+				t.Errorf("%s: %v", name, err)
 			}
 		}
 	}
@@ -223,5 +217,33 @@ func TestProtocolTasks(t *testing.T) {
 	}
 	if b := few.budget(); b != "image tasks only, 200 steps, batch 32, the validation split scored every 50 steps, each fine-tuning seed draws another training subset" {
 		t.Errorf("budget %q", b)
+	}
+}
+
+// A protocol that sets what its scoring would not use, or selects no task,
+// is refused with a message naming the field.
+func TestProtocolValidate(t *testing.T) {
+	tasks := []TaskRef{{Name: "mnist", Label: "MNIST", Modality: "image"}}
+	bad := []struct {
+		p    Protocol
+		want string
+	}{
+		{Protocol{Name: "fewshots", PerClass: 10}, "want finetune, probe or fewshot"},
+		{Protocol{Name: ProtocolFewShot}, "per_class 0"},
+		{Protocol{Name: ProtocolFinetune, PerClass: 10}, "per_class applies to fewshot only"},
+		{Protocol{Name: ProtocolProbe, Steps: 100}, "no steps or batch"},
+		{Protocol{Name: ProtocolFinetune, EvalEvery: 50}, "eval_every applies to fewshot only"},
+		{Protocol{Name: ProtocolFewShot, PerClass: 10, Steps: -1}, "none may be negative"},
+		{Protocol{Name: ProtocolFewShot, PerClass: 10, Modality: "images"}, `modality "images"`},
+		{Protocol{Name: ProtocolFewShot, PerClass: 10, Modality: "text"}, "no task of the plan has modality text"},
+	}
+	for _, c := range bad {
+		if err := c.p.validate(tasks); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error with %q", c.p, err, c.want)
+		}
+	}
+	ok := Protocol{Name: ProtocolFewShot, PerClass: 10, Steps: 200, Batch: 32, EvalEvery: 50, Modality: "image"}
+	if err := ok.validate(tasks); err != nil {
+		t.Errorf("%+v: %v", ok, err)
 	}
 }

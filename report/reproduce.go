@@ -121,6 +121,33 @@ type Protocol struct {
 	Modality string `json:"modality,omitempty"`
 }
 
+// validate checks a protocol of a plan with these tasks: a known name, the
+// fields its scoring uses and no others, and at least one task to score.
+func (p Protocol) validate(tasks []TaskRef) error {
+	switch p.Name {
+	case ProtocolFinetune, ProtocolProbe, ProtocolFewShot:
+	default:
+		return fmt.Errorf("protocol %q: want %s, %s or %s", p.Name, ProtocolFinetune, ProtocolProbe, ProtocolFewShot)
+	}
+	switch {
+	case p.Name == ProtocolFewShot && p.PerClass < 1:
+		return fmt.Errorf("protocol %s: per_class %d, want at least 1", p.Name, p.PerClass)
+	case p.Name != ProtocolFewShot && p.PerClass != 0:
+		return fmt.Errorf("protocol %s: per_class applies to %s only", p.Name, ProtocolFewShot)
+	case p.Name == ProtocolProbe && (p.Steps != 0 || p.Batch != 0):
+		return fmt.Errorf("protocol %s: a linear probe has no steps or batch", p.Name)
+	case p.Name != ProtocolFewShot && p.EvalEvery != 0:
+		return fmt.Errorf("protocol %s: eval_every applies to %s only (the plan's eval_every sets the others)", p.Name, ProtocolFewShot)
+	case p.Steps < 0 || p.Batch < 0 || p.EvalEvery < 0:
+		return fmt.Errorf("protocol %s: steps %d, batch %d, eval_every %d: none may be negative", p.Name, p.Steps, p.Batch, p.EvalEvery)
+	case p.Modality != "" && p.Modality != "text" && p.Modality != "image":
+		return fmt.Errorf("protocol %s: modality %q, want text, image or none", p.Name, p.Modality)
+	case len(p.Tasks(tasks)) == 0:
+		return fmt.Errorf("protocol %s: no task of the plan has modality %s", p.Name, p.Modality)
+	}
+	return nil
+}
+
 // budget describes where the protocol departs from the plan's fine-tuning.
 func (p Protocol) budget() string {
 	var parts []string
@@ -487,6 +514,11 @@ func (r *Runner) protocolFn(p Protocol) FinetuneFn {
 
 // Run executes every cell of the plan not yet complete, then writes the report.
 func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
+	for _, p := range r.Plan.ProtocolList() {
+		if err := p.validate(r.Plan.Tasks); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(r.Out, 0o755); err != nil {
 		return nil, err
 	}

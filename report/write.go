@@ -81,7 +81,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 		}
 	}
 	for _, pr := range p.ProtocolList() {
-		if pr.Steps > 0 || pr.Batch > 0 || pr.Modality != "" {
+		if pr.Steps > 0 || pr.Batch > 0 || pr.EvalEvery > 0 || pr.Modality != "" {
 			fmt.Fprintf(&sb, "%s: %s.\n\n", upperFirst(pr.Label()), pr.budget())
 		}
 	}
@@ -114,15 +114,16 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 		"Differences pair runs with the same pre-training and fine-tuning seeds (the from-scratch baseline pairs by fine-tuning seed); runs that share a pre-training run are not independent, so with few pre-training seeds the intervals are optimistic.\n\n")
 	first := CellsOf(cells, protocols[0].Name)
 	sb.WriteString("### What the table says (" + protocols[0].Label() + ")\n\n")
-	sb.WriteString(r.findings(first, p.Tasks))
+	firstTasks := protocols[0].Tasks(p.Tasks)
+	sb.WriteString(r.findings(first, firstTasks))
 	all := cells
 	cells = first
 	if len(distill) > 0 {
-		fmt.Fprintf(&sb, "\n## Distillation ratio and temperature\n\n%s\n", r.Table(cells, append([]Variant{find("joint + KD")}, distill...), p.Tasks))
+		fmt.Fprintf(&sb, "\n## Distillation ratio and temperature\n\n%s\n", r.Table(cells, append([]Variant{find("joint + KD")}, distill...), firstTasks))
 		sb.WriteString("`joint + KD` is α=0.5, τ=2; each ablation row changes one of the two.\n")
 	}
 	if len(mask) > 0 {
-		fmt.Fprintf(&sb, "\n## Mask ratio β\n\n%s\n", r.Table(cells, append([]Variant{find("joint + GM")}, mask...), p.Tasks))
+		fmt.Fprintf(&sb, "\n## Mask ratio β\n\n%s\n", r.Table(cells, append([]Variant{find("joint + GM")}, mask...), firstTasks))
 		fmt.Fprintf(&sb, "`joint + GM` is β=%g with %s ranking; β is the share of shared-encoder parameters whose gradient is handed to the image task.\n", pc.Mask.FinalSparsity, pc.Mask.Ranking)
 	}
 	if len(combine) > 0 {

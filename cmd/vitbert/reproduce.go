@@ -101,7 +101,7 @@ func reproduce(plan report.Plan, out string, quiet, pretrainOnly bool, command s
 		return err
 	}
 	for _, p := range plan.ProtocolList() {
-		fmt.Printf("\n%s (test split, ×100):\n\n%s", p.Label(), r.Table(report.CellsOf(cells, p.Name), report.MainVariants(), plan.Tasks))
+		fmt.Printf("\n%s (test split, ×100):\n\n%s", p.Label(), r.Table(report.CellsOf(cells, p.Name), report.MainVariants(), p.Tasks(plan.Tasks)))
 	}
 	fmt.Printf("\nReport, with the held-out pre-training metrics and the verdicts on the paper's claims: %s/report.md\n", out)
 	return nil

@@ -47,8 +47,11 @@ func runVocabEncode(args []string, in io.Reader, out io.Writer) error {
 	fs := newFlags("vocab encode", "[--vocab DIR] [--pair] < lines")
 	vocab := fs.String("vocab", "", "tokenizer directory or file (tokenizer.json or vocab.txt); default the built-in bert-base-uncased")
 	pair := fs.Bool("pair", false, "each line is two texts separated by a tab")
-	if err := fs.ParseNoArgs(args); err != nil {
-		return fmt.Errorf("%w (texts come on standard input)", err)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (texts come on standard input)", fs.Arg(0))
 	}
 	tok, err := text.Default()
 	if *vocab != "" {
@@ -84,7 +87,7 @@ func runVocabEncode(args []string, in io.Reader, out io.Writer) error {
 func runVocabTrain(args []string) error {
 	fs := newFlags("vocab train", "--corpus PATHS --size N --out DIR [--min-frequency N]")
 	corpus := fs.String("corpus", "embedded", "corpus: embedded, or comma-separated .txt files/folders")
-	size := fs.IntIn("size", 8000, train.AtLeast(1), "vocabulary size, the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] included")
+	size := fs.IntIn("size", 8000, train.AtLeast(6), "vocabulary size, the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] included")
 	minFreq := fs.IntIn("min-frequency", 0, train.AtLeast(0), "stop merging at the first pair seen fewer times than this")
 	out := fs.String("out", "", "directory to write vocab.txt and tokenizer.json into (required)")
 	if err := fs.ParseNoArgs(args); err != nil {

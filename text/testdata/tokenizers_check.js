@@ -46,6 +46,10 @@ async function main() {
   const cut = Math.floor((lines.length * 4) / 5);
   const train = lines.slice(0, cut);
   const held = lines.slice(cut);
+  if (held.length < 20) {
+    console.error(`${corpus}: ${lines.length} non-empty lines leave ${held.length} held out; want at least 20 (one text per line)`);
+    process.exit(2);
+  }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tokenizers-check-"));
   try {
     const trainFile = path.join(tmp, "train.txt");
