@@ -13,7 +13,8 @@
 #   PRESETS  comma list of tiny, small, base (default tiny,small)
 #   MODES    comma list of joint, gradmask, infer-image, infer-text (default all)
 # Environment: STEPS (timed steps, default 10), WARMUP (default 3),
-#   REPEAT (rounds, default 1; the table shows every round), PYTHON
+#   REPEAT (rounds, default 1; the table shows every round, then, with more
+#   than one, each ratio's median and range over the rounds), PYTHON
 #   (default /usr/bin/python3), GOFLAGS for the build, BATCH (base: texts and
 #   images per step, default the preset's).
 set -eu
@@ -79,7 +80,7 @@ print(json.dumps({"preset": preset, "mode": mode, "median_ms": med * 1e3, "cpu_m
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                   "blas_core": ref.BLAS_CORE}))
 PY
-			"$PYTHON" - "$tmp/ours.json" "$tmp/torch.json" <<'PY'
+			"$PYTHON" - "$tmp/ours.json" "$tmp/torch.json" "$tmp/ratios.txt" <<'PY'
 import json, sys
 o = json.load(open(sys.argv[1]))
 t = json.load(open(sys.argv[2]))
@@ -87,8 +88,27 @@ print("%-6s %-12s %9.1f %9.1f %6.2f %9.1f %9.1f %6.2f %9.0f %9.0f %s" % (
     o["preset"], o["mode"], o["median_ms"], t["median_ms"], o["median_ms"] / t["median_ms"],
     o["cpu_ms"], t["cpu_ms"], o["cpu_ms"] / t["cpu_ms"], o["peak_rss_mb"], t["peak_rss_mb"],
     t["blas_core"]))
+with open(sys.argv[3], "a") as f:
+    f.write("%s %s %.4f %.4f\n" % (o["preset"], o["mode"], o["median_ms"] / t["median_ms"], o["cpu_ms"] / t["cpu_ms"]))
 PY
 		done
 	done
 	r=$((r + 1))
 done
+# Over several rounds, the median ratio of each (preset, mode) and its range:
+# one round's ratio moves by tens of percent on a 2-core machine.
+if [ "$REPEAT" -gt 1 ]; then
+	"$PYTHON" - "$tmp/ratios.txt" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    p, m, w, c = line.split()
+    rows.setdefault((p, m), []).append((float(w), float(c)))
+print("\nover %d rounds: median ratio ours/PyTorch [min, max]" % max(len(v) for v in rows.values()))
+print("%-6s %-12s %20s %20s" % ("preset", "mode", "wall", "cpu"))
+for (p, m), v in rows.items():
+    w, c = [x[0] for x in v], [x[1] for x in v]
+    print("%-6s %-12s %6.2f [%4.2f, %4.2f] %6.2f [%4.2f, %4.2f]" % (
+        p, m, statistics.median(w), min(w), max(w), statistics.median(c), min(c), max(c)))
+PY
+fi
