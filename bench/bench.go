@@ -240,10 +240,16 @@ func (s *inferStepper) step() error {
 }
 func (s *inferStepper) close() { s.exec.Finalize() }
 
-// withFirst returns the logits and their first element.
+// withFirst returns the logits and their first element, sliced from the
+// logits in place: reshaping them to one axis first would copy all of them
+// (an output is not the reshape's to reuse), which the timed step does not
+// need.
 func withFirst(logits *Node) []*Node {
-	flat := Reshape(logits, logits.Shape().Size())
-	return []*Node{logits, Slice(flat, AxisRange(0, 1))}
+	first := make([]SliceAxisSpec, logits.Rank())
+	for i := range first {
+		first[i] = AxisRange(0, 1)
+	}
+	return []*Node{logits, Reshape(Slice(logits, first...), 1)}
 }
 
 // OptimizerConfig is the reference's AdamW: lr 1e-4 constant, β=(0.9, 0.999),
