@@ -247,3 +247,17 @@ func TestProtocolValidate(t *testing.T) {
 		t.Errorf("%+v: %v", ok, err)
 	}
 }
+
+// A table leaves out the single-modality model that has no task among its
+// columns (the BERT row of an image-only protocol), and keeps it otherwise.
+func TestTableRowsFollowTheTasks(t *testing.T) {
+	r := &Runner{}
+	image := []TaskRef{{Name: "mnist", Label: "MNIST", Modality: "image"}}
+	both := append(image, TaskRef{Name: "labelled", Label: "Spam", Modality: "text"})
+	if tb := r.Table(nil, MainVariants(), image); strings.Contains(tb, "BERT (text only)") || !strings.Contains(tb, "ViT (image only)") || !strings.Contains(tb, "joint + KD") {
+		t.Errorf("image tasks only:\n%s", tb)
+	}
+	if tb := r.Table(nil, MainVariants(), both); !strings.Contains(tb, "BERT (text only)") || !strings.Contains(tb, "ViT (image only)") {
+		t.Errorf("both modalities:\n%s", tb)
+	}
+}

@@ -60,6 +60,12 @@ type Variant struct {
 	Combine train.CombineRule
 }
 
+// scores reports whether the variant is scored on task t: the
+// single-modality models have no tokenizer for the other side.
+func (v Variant) scores(t TaskRef) bool {
+	return !(v.Mode == pretrain.ModeText && t.Modality != "text" || v.Mode == pretrain.ModeImage && t.Modality != "image")
+}
+
 // Plan is a whole reproduction.
 type Plan struct {
 	Name          string          `json:"name"`
@@ -555,8 +561,7 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 				seeds = p.Seeds
 			}
 			for _, t := range p.Tasks(r.Plan.Tasks) {
-				// The single-modality models have no tokenizer for the other side.
-				if v.Mode == pretrain.ModeText && t.Modality != "text" || v.Mode == pretrain.ModeImage && t.Modality != "image" {
+				if !v.scores(t) {
 					continue
 				}
 				for _, seed := range seeds {
@@ -630,6 +635,9 @@ func (r *Runner) Table(cells []Cell, variants []Variant, tasks []TaskRef) string
 	}
 	sb.WriteString("\n")
 	for _, v := range variants {
+		if !slices.ContainsFunc(tasks, v.scores) {
+			continue // a single-modality model, and only the other modality's tasks
+		}
 		sb.WriteString("| " + v.Name + " |")
 		for _, t := range tasks {
 			var xs []float64
