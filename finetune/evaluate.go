@@ -575,6 +575,5 @@ func Evaluate(backend compute.Backend, modelDir string, task Task, eo EvalOption
 
 // SortedKeys lists the metric names in order.
 func (m Metrics) SortedKeys() []string {
-	keys := slices.Sorted(maps.Keys(m))
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }

@@ -56,11 +56,8 @@ func cellRunner(backend compute.Backend, plan *Plan, progress io.Writer, edit fu
 		fc := finetune.DefaultConfig()
 		fc.Task = finetune.Task{Name: task.Name, Data: task.Data}
 		fc.Steps, fc.Seed = steps, int64(seed)
-		if plan.FinetuneBatch > 0 {
-			fc.Batch = plan.FinetuneBatch
-		}
-		if task.Batch > 0 {
-			fc.Batch = task.Batch
+		if _, batch := plan.taskBudget(task); batch > 0 {
+			fc.Batch = batch
 		}
 		if plan.FinetuneLR > 0 {
 			fc.Optimizer.LearningRate = plan.FinetuneLR

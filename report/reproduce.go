@@ -175,6 +175,20 @@ func (p Protocol) budget() string {
 	return strings.Join(parts, ", ")
 }
 
+// taskBudget is the fine-tuning steps and batch of task t: the plan's, or
+// the task's own where it sets them (a protocol's are already in t, see
+// Protocol.Tasks). A batch of 0 leaves finetune's default.
+func (p *Plan) taskBudget(t TaskRef) (steps, batch int) {
+	steps, batch = p.FinetuneSteps, p.FinetuneBatch
+	if t.Steps > 0 {
+		steps = t.Steps
+	}
+	if t.Batch > 0 {
+		batch = t.Batch
+	}
+	return steps, batch
+}
+
 // Tasks is the plan's tasks this protocol scores on, each with the
 // protocol's steps and batch where it sets them.
 func (p Protocol) Tasks(all []TaskRef) []TaskRef {
@@ -587,10 +601,7 @@ func (r *Runner) Run(ctx context.Context) ([]Cell, error) {
 						c.Data.Vocab = filepath.Join(r.pretrainDir(MainVariants()[0]), pretrain.ModelDir)
 						c.Data.VocabSize = 0
 					}
-					steps := r.Plan.FinetuneSteps
-					if t.Steps > 0 {
-						steps = t.Steps
-					}
+					steps, _ := r.Plan.taskBudget(t)
 					m, main, err := fn(ctx, modelDir, &c, t, seed, steps, dir)
 					if err != nil {
 						return nil, fmt.Errorf("%s of %s on %s (seed %d/%d): %w", p.Label(), v.Name, t.Label, ps, seed, err)

@@ -70,13 +70,7 @@ func (r *Runner) WriteReport(cells []Cell, variants []Variant) error {
 		p.FinetuneSteps, p.FinetuneBatch, p.Seeds, pretrainSeeds(p))
 	for _, t := range p.Tasks {
 		if t.Steps > 0 || t.Batch > 0 {
-			steps, batch := p.FinetuneSteps, p.FinetuneBatch
-			if t.Steps > 0 {
-				steps = t.Steps
-			}
-			if t.Batch > 0 {
-				batch = t.Batch
-			}
+			steps, batch := p.taskBudget(t)
 			fmt.Fprintf(&sb, "Fine-tuning on %s: %d steps, batch %d.\n\n", t.Label, steps, batch)
 		}
 	}

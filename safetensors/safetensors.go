@@ -225,8 +225,7 @@ type File struct {
 
 // Names returns the tensor names, sorted.
 func (f *File) Names() []string {
-	names := slices.Sorted(maps.Keys(f.Tensors))
-	return names
+	return slices.Sorted(maps.Keys(f.Tensors))
 }
 
 // InFileOrder returns the tensors in the order of their data in the file,

@@ -369,8 +369,7 @@ func (m *Model) Warmup() error {
 }
 
 func (m *Model) queueKeys() []string {
-	keys := slices.Sorted(maps.Keys(m.queues))
-	return keys
+	return slices.Sorted(maps.Keys(m.queues))
 }
 
 // Close stops m's queues; inputs still waiting are answered with 503.

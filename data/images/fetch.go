@@ -11,9 +11,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/vitbert/vitbert/data/fetchtool"
-
 	"github.com/vitbert/vitbert/data"
+	"github.com/vitbert/vitbert/data/fetchtool"
 )
 
 // source is one image dataset this package can fetch from a package
@@ -71,8 +70,7 @@ func init() {
 
 // Sources lists the names Fetch accepts.
 func Sources() []string {
-	names := slices.Sorted(maps.Keys(sources))
-	return names
+	return slices.Sorted(maps.Keys(sources))
 }
 
 // Fetch downloads dataset name into dataDir/name, checks every file against
