@@ -114,6 +114,23 @@ func countNodes(g *Graph, t NodeType, dims []int) int {
 	return n
 }
 
+// countInputs counts the nodes of type t that take a tensor of shape dims.
+func countInputs(g *Graph, t NodeType, dims []int) int {
+	n := 0
+	for _, node := range g.Nodes() {
+		if node.Type() != t {
+			continue
+		}
+		for _, in := range node.Inputs() {
+			if slices.Equal(in.Shape().Dimensions, dims) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
 // On the pure-Go backend, inference graphs must not use GoMLX's fused
 // attention op: its kernel pays an AVX-SSE transition assist per query·key
 // product on Intel CPUs (ten times the CPU time of the decomposed graph on
@@ -145,10 +162,14 @@ func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fused := -1
+	fused, adds, maxes := -1, -1, -1
+	scores := []int{B, c.Heads, S, S}
 	e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, xs, m *Node) *Node {
 		out := c.Encode(scope, xs, m)
-		fused = fusedAttentionNodes(xs.Graph())
+		g := xs.Graph()
+		fused = fusedAttentionNodes(g)
+		adds = countNodes(g, NodeTypeAdd, scores)
+		maxes = countInputs(g, NodeTypeReduceMax, scores)
 		return out
 	})
 	if _, err := e.Exec(tensors.FromFlatDataAndDimensions(x, B, S, D), tensors.FromFlatDataAndDimensions(mask, B, S)); err != nil {
@@ -156,6 +177,17 @@ func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
 	}
 	if fused != 0 {
 		t.Errorf("the encoder's inference graph on the go backend has %d fused attention ops, want 0", fused)
+	}
+	// The key mask rides in the Q·K product, and the row max is taken in two
+	// short reductions: the backend runs a bias broadcast over the scores
+	// through a general index walk, and a trailing max over rows of 12 or
+	// more pays an AVX-SSE transition per row on Intel CPUs (goAttention,
+	// rowMax).
+	if adds != 0 {
+		t.Errorf("%d additions onto the %v scores in the inference graph, want 0 (the mask belongs in the product)", adds, scores)
+	}
+	if maxes != 0 {
+		t.Errorf("%d max reductions straight over the %v scores' rows, want 0 (rowMax splits rows of %d)", maxes, scores, S)
 	}
 
 	// goAttention against GoMLX's fused attention, same variables, inference.
@@ -208,7 +240,7 @@ func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
 // its inference graph, and counts the softmax ops on the [B, H, S, S]
 // scores: no fused softmax, and one exponential per layer (the softmax is
 // evaluated once). It then checks rowSoftmax against the fused op on rows of
-// 17 and 50 with masked (lowest float32) entries.
+// 17, 50, 64 and 65 (split and whole row maxima) with masked (lowest float32) entries.
 func TestGoBackendAttentionSoftmaxIsDecomposed(t *testing.T) {
 	backend, err := compute.NewWithConfig("go")
 	if err != nil {
@@ -237,7 +269,7 @@ func TestGoBackendAttentionSoftmaxIsDecomposed(t *testing.T) {
 		}
 	}
 
-	for _, n := range []int{17, 50} {
+	for _, n := range []int{17, 50, 64, 65} {
 		x := make([]float32, 4*n)
 		for i := range x {
 			x[i] = float32(math.Sin(float64(i)*0.91)) * 30
