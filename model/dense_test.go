@@ -10,9 +10,10 @@ import (
 	mlmodel "github.com/gomlx/gomlx/ml/model"
 )
 
-// The training graph adds the dense biases outside the fused product and, on
-// the pure-Go backend, uses the decomposed attention; it must read the same
-// variables and compute the same logits (padding masked) as inference.
+// The training graph adds the dense biases outside the fused product (or, for
+// large layers, uses a plain product) and, on the pure-Go backend, uses the
+// decomposed attention; it must read the same variables and compute the same
+// logits (padding masked) as inference, with the products fused and plain.
 func TestTrainingAndInferenceDenseAgree(t *testing.T) {
 	c := testConfig()
 	backend := compute.MustNew()
@@ -51,13 +52,18 @@ func TestTrainingAndInferenceDenseAgree(t *testing.T) {
 		}
 		return tensors.MustCopyFlatData[float32](out[0])
 	}
-	inferLogits, trainLogits := run(false), run(true)
-	if store.NumVariables() != nBefore {
-		t.Errorf("the training graph created %d new variables", store.NumVariables()-nBefore)
-	}
-	for i := range inferLogits {
-		if math.Abs(float64(inferLogits[i]-trainLogits[i])) > 1e-5 {
-			t.Fatalf("logit %d: inference %g, training %g", i, inferLogits[i], trainLogits[i])
+	inferLogits := run(false)
+	defer func(limit int) { fusedGradMaxElems = limit }(fusedGradMaxElems)
+	for _, limit := range []int{math.MaxInt, 0} { // every product fused, none
+		fusedGradMaxElems = limit
+		trainLogits := run(true)
+		if store.NumVariables() != nBefore {
+			t.Errorf("the training graph created %d new variables", store.NumVariables()-nBefore)
+		}
+		for i := range inferLogits {
+			if math.Abs(float64(inferLogits[i]-trainLogits[i])) > 1e-5 {
+				t.Fatalf("fused below %d elements: logit %d: inference %g, training %g", limit, i, inferLogits[i], trainLogits[i])
+			}
 		}
 	}
 }

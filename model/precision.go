@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -86,15 +87,21 @@ func lowDot(dt dtypes.DType, lhs *Node, lhsContracting, lhsBatch []int, rhs *Nod
 	return ConvertDType(y, dtypes.Float32)
 }
 
-// denseLow is dense (same variables: "dense/weights" [out, in] and
-// "dense/biases" [out], float32) with the product in dt.
-func denseLow(scope *mlmodel.Scope, x *Node, out int, dt dtypes.DType) *Node {
+// denseDot is dense (same variables: "dense/weights" [out, in] and
+// "dense/biases" [out], float32) as a product in dt and a broadcast bias.
+// The tokens are flattened to one axis first, so that the weight gradient's
+// product (contracting over the tokens) transposes 2-D operands, which the
+// pure-Go backend does with its parallel tiled kernel; a [B, S, ·] operand
+// would take its general index walk.
+func denseDot(scope *mlmodel.Scope, x *Node, out int, dt dtypes.DType) *Node {
 	g := x.Graph()
 	s := scope.In("dense")
 	in := x.Shape().Dim(-1)
 	w := s.VariableWithShape("weights", shapes.Make(dtypes.Float32, out, in)).NodeValue(g)
 	b := s.VariableWithShape("biases", shapes.Make(dtypes.Float32, out)).NodeValue(g)
-	y := lowDot(dt, x, []int{x.Rank() - 1}, nil, w, []int{1}, nil)
+	lead := x.Shape().Dimensions[:x.Rank()-1]
+	y := lowDot(dt, Reshape(x, -1, in), []int{1}, nil, w, []int{1}, nil)
+	y = Reshape(y, append(slices.Clone(lead), out)...)
 	return Add(y, ExpandLeftToRank(b, y.Rank()))
 }
 
@@ -108,9 +115,9 @@ func (c *Config) attentionLow(scope *mlmodel.Scope, h, mask *Node, dt dtypes.DTy
 	H := c.Heads
 	dh := D / H
 	heads := func(x *Node) *Node { return Reshape(x, B, S, H, dh) }
-	q := heads(denseLow(s.At("query"), h, D, dt))
-	k := heads(denseLow(s.At("key"), h, D, dt))
-	v := heads(denseLow(s.At("value"), h, D, dt))
+	q := heads(denseDot(s.At("query"), h, D, dt))
+	k := heads(denseDot(s.At("key"), h, D, dt))
+	v := heads(denseDot(s.At("value"), h, D, dt))
 	q = MulScalar(q, 1/math.Sqrt(float64(dh)))
 	// scores[b, h, q, k] = Σ_d q[b, q, h, d] k[b, k, h, d]
 	scores := lowDot(dt, q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, S, S]
@@ -127,5 +134,5 @@ func (c *Config) attentionLow(scope *mlmodel.Scope, h, mask *Node, dt dtypes.DTy
 	// ctx[b, h, q, d] = Σ_k probs[b, h, q, k] v[b, k, h, d]
 	ctx := lowDot(dt, probs, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, S, dh]
 	ctx = Reshape(TransposeAllDims(ctx, 0, 2, 1, 3), B, S, D)
-	return denseLow(s.At("output"), ctx, D, dt)
+	return denseDot(s.At("output"), ctx, D, dt)
 }
