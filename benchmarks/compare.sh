@@ -5,9 +5,12 @@
 # the ratio ours/PyTorch of the median step times (below 1: we are faster),
 # and of the CPU time per step (user + system, all threads): on a machine
 # shared with other work the CPU ratio is the steadier one. It prints the CPU
-# (lscpu model name) and the reference's OpenBLAS kernels: bench.py sets
-# OPENBLAS_CORETYPE where OpenBLAS would run kernels older than the CPU's
-# (an OPENBLAS_CORETYPE in the environment is kept and reported).
+# (lscpu model name) and the reference's OpenBLAS kernels and allocator:
+# bench.py sets OPENBLAS_CORETYPE where OpenBLAS would run kernels older than
+# the CPU's (one in the environment is kept unless it is older too), and the
+# reference runs with an allocator that keeps the memory it frees (tcmalloc,
+# else glibc tunables: bench.py's malloc_env) unless LD_PRELOAD or
+# GLIBC_TUNABLES is set.
 #
 # Usage: benchmarks/compare.sh [PRESETS] [MODES]
 #   PRESETS  comma list of tiny, small, base (default tiny,small)
@@ -33,9 +36,23 @@ go build -o "$tmp/vitbert" ./cmd/vitbert
 extra=""
 if [ -n "${BATCH:-}" ]; then extra="--batch $BATCH"; fi
 
-# The reference's CPU and BLAS kernels as bench.py sets them up (it sets
-# OPENBLAS_CORETYPE where OpenBLAS would pick kernels older than the CPU).
-"$PYTHON" - >"$tmp/machine.txt" <<'PY'
+# The reference's allocator (bench.py restarts itself with it when run as a
+# script; here it is imported, so its environment is set for it).
+malloc="PYTHONDONTWRITEBYTECODE=1"
+if [ -z "${LD_PRELOAD:-}${GLIBC_TUNABLES:-}" ]; then
+	malloc=$("$PYTHON" - <<'PY'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("ref", "benchmarks/pytorch/bench.py")
+ref = importlib.util.module_from_spec(spec)
+sys.argv = [sys.argv[0], "--threads", "1"]
+spec.loader.exec_module(ref)
+print("%s=%s" % ref.malloc_env())
+PY
+)
+fi
+
+# The reference's CPU, BLAS kernels and allocator as bench.py sets them up.
+env "$malloc" "$PYTHON" - >"$tmp/machine.txt" <<'PY'
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("ref", "benchmarks/pytorch/bench.py")
 ref = importlib.util.module_from_spec(spec)
@@ -45,15 +62,15 @@ print("torch %s, 1 thread, %s" % (ref.torch.__version__, ref.blas_note()))
 PY
 echo "machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; Go GOMAXPROCS=$(nproc)"
 echo "reference: $(cat "$tmp/machine.txt")"
-echo "$STEPS timed steps after $WARMUP warm-up steps; median step times and CPU time per step in ms; peak RSS in MB; the OpenBLAS core of each reference run"
-printf '%-6s %-12s %9s %9s %6s %9s %9s %6s %9s %9s %s\n' preset mode ours_ms torch_ms ratio ours_cpu torch_cpu ratio ours_rss torch_rss torch_blas
+echo "$STEPS timed steps after $WARMUP warm-up steps; median step times and CPU time per step in ms; peak RSS in MB; the OpenBLAS core and allocator of each reference run"
+printf '%-6s %-12s %9s %9s %6s %9s %9s %6s %9s %9s %s\n' preset mode ours_ms torch_ms ratio ours_cpu torch_cpu ratio ours_rss torch_rss torch_blas_malloc
 r=1
 while [ "$r" -le "$REPEAT" ]; do
 	for p in $(echo "$PRESETS" | tr ',' ' '); do
 		for m in $(echo "$MODES" | tr ',' ' '); do
 			# shellcheck disable=SC2086
 			"$tmp/vitbert" bench --preset "$p" --mode "$m" --steps "$STEPS" --warmup "$WARMUP" $extra --json >"$tmp/ours.json"
-			"$PYTHON" - "$p" "$m" "$STEPS" "$WARMUP" >"$tmp/torch.json" <<'PY'
+			env "$malloc" "$PYTHON" - "$p" "$m" "$STEPS" "$WARMUP" >"$tmp/torch.json" <<'PY'
 # Times the reference's Trainer.step like its run_one, adding the CPU time.
 import importlib.util, json, resource, statistics, sys, time
 spec = importlib.util.spec_from_file_location("ref", "benchmarks/pytorch/bench.py")
@@ -78,7 +95,7 @@ med = statistics.median(times)
 print(json.dumps({"preset": preset, "mode": mode, "median_ms": med * 1e3, "cpu_ms": cpu * 1e3,
                   "samples_per_s": ref.samples_per_step(cfg, mode) / med,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                  "blas_core": ref.BLAS_CORE}))
+                  "blas_core": ref.BLAS_CORE, "malloc": ref.malloc_in_use()}))
 PY
 			"$PYTHON" - "$tmp/ours.json" "$tmp/torch.json" "$tmp/ratios.txt" <<'PY'
 import json, sys
@@ -87,7 +104,7 @@ t = json.load(open(sys.argv[2]))
 print("%-6s %-12s %9.1f %9.1f %6.2f %9.1f %9.1f %6.2f %9.0f %9.0f %s" % (
     o["preset"], o["mode"], o["median_ms"], t["median_ms"], o["median_ms"] / t["median_ms"],
     o["cpu_ms"], t["cpu_ms"], o["cpu_ms"] / t["cpu_ms"], o["peak_rss_mb"], t["peak_rss_mb"],
-    t["blas_core"]))
+    "%s, %s" % (t["blas_core"], t["malloc"])))
 with open(sys.argv[3], "a") as f:
     f.write("%s %s %.4f %.4f\n" % (o["preset"], o["mode"], o["median_ms"] / t["median_ms"], o["cpu_ms"] / t["cpu_ms"]))
 PY

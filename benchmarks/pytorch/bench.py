@@ -106,16 +106,20 @@ def blas_core():
 
 
 def blas_note():
-    """Which BLAS kernels run, and why, in one line."""
+    """Which BLAS kernels and allocator run, and why, in one line."""
+    mem = "; malloc %s" % malloc_in_use()
+    dropped = ""
+    if BLAS_ENV_DROPPED:
+        dropped = ", OPENBLAS_CORETYPE=%s of the environment dropped" % BLAS_ENV_DROPPED
     if BLAS_CORE == "not OpenBLAS":
-        return "BLAS: not OpenBLAS (check update-alternatives, see README.md)"
+        return "BLAS: not OpenBLAS (check update-alternatives, see README.md)" + mem
     if BLAS_CORETYPE_SET:
-        return ("OpenBLAS core %s (OPENBLAS_CORETYPE set here: it detected %s)"
-                % (BLAS_CORE, BLAS_DETECTED))
+        return ("OpenBLAS core %s (OPENBLAS_CORETYPE set here: it detected %s%s)"
+                % (BLAS_CORE, BLAS_DETECTED, dropped)) + mem
     if not BLAS_DETECTED:
         return ("OpenBLAS core %s (OPENBLAS_CORETYPE=%s from the environment)"
-                % (BLAS_CORE, os.environ.get("OPENBLAS_CORETYPE", "")))
-    return "OpenBLAS core %s (detected)" % BLAS_CORE
+                % (BLAS_CORE, os.environ.get("OPENBLAS_CORETYPE", ""))) + mem
+    return "OpenBLAS core %s (detected%s)" % (BLAS_CORE, dropped) + mem
 
 
 def coretype_for(detected, flags):
@@ -131,11 +135,19 @@ def coretype_for(detected, flags):
 
 
 def choose_blas_core():
-    """Sets OPENBLAS_CORETYPE (coretype_for) before the BLAS loads; an
-    OPENBLAS_CORETYPE already set is kept. Returns (core OpenBLAS detects
-    by itself, core type set or "")."""
-    if os.environ.get("OPENBLAS_CORETYPE"):
-        return "", ""
+    """Sets OPENBLAS_CORETYPE (coretype_for) before the BLAS loads. One
+    already in the environment is kept unless it names kernels older than the
+    CPU's instructions (a machine-wide setting such as Haswell on an AVX-512
+    CPU): then it is removed, noted in BLAS_ENV_DROPPED, and the core chosen
+    as if it had not been set. Returns (core OpenBLAS detects by itself, core
+    type set or "")."""
+    env = os.environ.get("OPENBLAS_CORETYPE", "")
+    if env:
+        if not coretype_for(env, set(_cpuinfo("flags").split())):
+            return "", ""
+        global BLAS_ENV_DROPPED
+        BLAS_ENV_DROPPED = env
+        del os.environ["OPENBLAS_CORETYPE"]
     # Asked in a child process: OpenBLAS reads the variable when it loads.
     src = inspect.getsource(blas_core) + "print(blas_core())\n"
     detected = subprocess.run([sys.executable, "-c", src],
@@ -149,6 +161,65 @@ def choose_blas_core():
     return detected, want
 
 
+
+# glibc's malloc hands large blocks (above a threshold of up to 32 MB) back
+# to the kernel when they are freed and trims the top of its heap, so that a
+# training step re-faults every page of its activations and gradients. In a
+# virtual machine a fault on such a page can cost tens of microseconds: on
+# the AMD EPYC of ../README.md a tiny joint step took ~1000 ms so, 180 ms with
+# tcmalloc (and the small one 8.4 s against 1.8 s). A PyTorch set up for CPU
+# work keeps freed memory, as its CPU launcher (torch.backends.xeon.run_cpu)
+# does by preloading tcmalloc or jemalloc; jemalloc's defaults purge freed
+# pages after a delay and were slower still here (2 s). So the reference
+# preloads tcmalloc (Debian: libtcmalloc-minimal4) and, without it, tells
+# glibc never to map large blocks separately nor to trim its heap.
+TCMALLOC = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+            "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4")
+GLIBC_KEEP = ("glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
+              ":glibc.malloc.top_pad=268435456")
+
+
+def malloc_env():
+    """The environment variable and value that make this process keep the
+    memory it frees (tcmalloc if installed, else glibc tunables)."""
+    for lib in TCMALLOC:
+        if os.path.exists(lib):
+            return "LD_PRELOAD", lib
+    return "GLIBC_TUNABLES", GLIBC_KEEP
+
+
+def malloc_in_use():
+    """The allocator of this process as loaded: "tcmalloc", "jemalloc",
+    "glibc (keeps freed memory)" or "glibc (defaults)"."""
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        maps = ""
+    for name in ("tcmalloc", "jemalloc"):
+        if "lib" + name in maps:
+            return name
+    if "glibc.malloc.mmap_max=0" in os.environ.get("GLIBC_TUNABLES", ""):
+        return "glibc (keeps freed memory)"
+    return "glibc (defaults)"
+
+
+def keep_freed_memory():
+    """Run as a script, restarts it once with malloc_env() set (the allocator
+    is chosen when the process starts) unless the environment already chooses
+    one (LD_PRELOAD or GLIBC_TUNABLES set: kept as it is)."""
+    if __name__ != "__main__" or os.environ.get("LD_PRELOAD") \
+            or os.environ.get("GLIBC_TUNABLES"):
+        return
+    k, v = malloc_env()
+    env = dict(os.environ, **{k: v})
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+keep_freed_memory()
+
+# The OPENBLAS_CORETYPE of the environment that choose_blas_core removed.
+BLAS_ENV_DROPPED = ""
 CPU_MODEL = cpu_model()
 BLAS_DETECTED, BLAS_CORETYPE_SET = choose_blas_core()
 
@@ -529,6 +600,9 @@ def self_check():
     assert coretype_for("Prescott", set(_AVX2_FLAGS)) == "Haswell"
     assert coretype_for("Zen", set(_AVX2_FLAGS)) == ""
     assert coretype_for("Prescott", {"sse3"}) == ""
+    # Run as a script, the reference restarted itself with an allocator
+    # that keeps freed memory (or the environment chose one).
+    assert malloc_in_use() != "glibc (defaults)", malloc_in_use()
     cfg = PRESETS["tiny"]
     torch.manual_seed(0)
 
@@ -637,6 +711,7 @@ def run_one(preset, mode, args):
         "blas_core": BLAS_CORE,
         "blas_core_detected": BLAS_DETECTED,
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "malloc": malloc_in_use(),
     }, times
 
 
