@@ -168,9 +168,9 @@ def choose_blas_core():
 # virtual machine a fault on such a page can cost tens of microseconds: on
 # the AMD EPYC of ../README.md a tiny joint step took ~1000 ms so, 180 ms with
 # tcmalloc (and the small one 8.4 s against 1.8 s). A PyTorch set up for CPU
-# work keeps freed memory, as its CPU launcher (torch.backends.xeon.run_cpu)
-# does by preloading tcmalloc or jemalloc; jemalloc's defaults purge freed
-# pages after a delay and were slower still here (2 s). So the reference
+# work keeps freed memory: its CPU launcher (torch.backends.xeon.run_cpu)
+# preloads tcmalloc by default; jemalloc with its defaults purges freed pages
+# after a delay and was slower still here (2 s). So the reference
 # preloads tcmalloc (Debian: libtcmalloc-minimal4) and, without it, tells
 # glibc never to map large blocks separately nor to trim its heap.
 TCMALLOC = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
