@@ -19,6 +19,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/support/exceptions"
+	"github.com/vitbert/vitbert/infer"
 	"github.com/vitbert/vitbert/model"
 	"github.com/vitbert/vitbert/pretrain"
 	"github.com/vitbert/vitbert/train"
@@ -221,8 +222,9 @@ func (s *trainStepper) step() error {
 func (s *trainStepper) close() { s.tr.Close() }
 
 type inferStepper struct {
-	exec *mlmodel.Exec
-	args []any
+	exec    *mlmodel.Exec
+	args    []any
+	release *infer.Releaser
 }
 
 func (s *inferStepper) step() error {
@@ -233,9 +235,8 @@ func (s *inferStepper) step() error {
 	// Reading the one-element output (the first logit) waits for the result
 	// on asynchronous backends without copying the logits to the host.
 	_, err = tensors.CopyFlatData[float32](outs[1])
-	for _, o := range outs {
-		o.FinalizeAll()
-	}
+	// Done with the logits: their buffer serves the next step's.
+	s.release.Release(outs...)
 	return err
 }
 func (s *inferStepper) close() { s.exec.Finalize() }
@@ -325,7 +326,7 @@ func (p *Preset) newStepper(backend compute.Backend, mode string, opt Options) (
 		if err != nil {
 			return nil, nil, err
 		}
-		return &inferStepper{exec: exec, args: args}, nil, nil
+		return &inferStepper{exec: exec, args: args, release: infer.NewReleaser(backend)}, nil, nil
 	}
 	return nil, nil, fmt.Errorf("unknown mode %q (want %s)", mode, strings.Join(Modes, ", "))
 }

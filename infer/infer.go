@@ -24,6 +24,7 @@ type Predictor struct {
 	store   *mlmodel.Store
 	mu      sync.Mutex
 	execs   map[string]*mlmodel.Exec
+	release *Releaser
 }
 
 // New loads m's weights onto backend.
@@ -32,7 +33,8 @@ func New(backend compute.Backend, m *checkpoint.Model) (*Predictor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Predictor{Config: m.Config, backend: backend, store: store, execs: map[string]*mlmodel.Exec{}}, nil
+	return &Predictor{Config: m.Config, backend: backend, store: store, execs: map[string]*mlmodel.Exec{},
+		release: NewReleaser(backend)}, nil
 }
 
 // Output is one forward pass: Hidden is [B, S, D] row-major, Logits the head
@@ -120,7 +122,7 @@ func (p *Predictor) Text(headName string, ids, segments, mask, positions [][]int
 	if err != nil {
 		return nil, err
 	}
-	return toOutput(outs)
+	return p.toOutput(outs)
 }
 
 // Image runs pixels [B, C, H, W] (flat, normalised) and, with a head, its logits.
@@ -153,7 +155,7 @@ func (p *Predictor) Image(headName string, pixels []float32, batch int) (*Output
 	if err != nil {
 		return nil, err
 	}
-	return toOutput(outs)
+	return p.toOutput(outs)
 }
 
 // exec returns the pass stored under key, building it with build on first use.
@@ -174,7 +176,9 @@ func (p *Predictor) exec(key string, build func() (*mlmodel.Exec, error)) (*mlmo
 	return e, nil
 }
 
-func toOutput(outs []*tensors.Tensor) (*Output, error) {
+// toOutput copies the pass's outputs to the host and releases them.
+func (p *Predictor) toOutput(outs []*tensors.Tensor) (*Output, error) {
+	defer p.release.Release(outs...)
 	o := &Output{}
 	var err error
 	if o.Hidden, err = tensors.CopyFlatData[float32](outs[0]); err != nil {
