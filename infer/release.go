@@ -6,6 +6,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/vitbert/vitbert/model"
 )
 
 // Releaser hands the device buffers of outputs a caller is done with back to
@@ -28,14 +29,10 @@ type Releaser struct {
 	sink    *graph.Exec // nil: Release finalizes
 }
 
-// goBackendName is what the pure-Go backend's Name returns (its
-// configuration name, gobackend.BackendName, is "go").
-const goBackendName = "Go Backend"
-
 // NewReleaser returns a Releaser for tensors computed on backend.
 func NewReleaser(backend compute.Backend) *Releaser {
 	r := &Releaser{backend: backend}
-	if backend.Name() != goBackendName {
+	if !model.OnGoBackend(backend) {
 		return r
 	}
 	sink, err := graph.NewExec(backend, func(x *graph.Node) *graph.Node {

@@ -52,38 +52,25 @@ func mustActivation(name string) activation.Type {
 // checkpoints need no transposition.
 //
 // Inference graphs use GoMLX's fused dense op (product, bias and epilogue in
-// one kernel). In training graphs the bias is added outside the product: the
-// fused backward pass reduces the bias gradient column by column (strided),
-// while the gradient of a broadcast Add is one vectorised ReduceSum. The
-// product itself stays fused while its output has fewer than
-// fusedGradMaxElems elements, and is a plain product (denseDot) beyond: on
-// the pure-Go backend (compute v0.1.14) the fused backward transposes the
-// output gradient with a single-threaded scalar loop into a buffer it
-// allocates afresh at every step, which for large layers comes as fresh
-// pages the kernel must zero, where the plain product's gradient transposes
-// both of its operands with the backend's parallel tiled kernel into pooled
-// buffers. On an AVX-512 Xeon (2 cores) a small-preset joint step took 2.32 s
-// with every product fused, 1.90 s with none and 1.76 s split at 2^21
-// elements (2^20: 1.88 s, 3·10^6: 1.82 s); the tiny preset, whose outputs
-// are all below, took 206 ms with every product fused and 208 ms with none.
-// The variables ("dense/weights", "dense/biases") are the same either way.
+// one kernel). Training graphs use a plain product and a broadcast bias
+// (denseDot): the fused op's backward pass, on the pure-Go backend (compute
+// v0.1.14), reduces the bias gradient column by column (strided) and
+// transposes the output gradient with a single-threaded scalar loop into a
+// buffer it allocates afresh at every step, where the gradient of a broadcast
+// Add is one vectorised ReduceSum and denseDot's weight gradient transposes
+// one operand with the backend's parallel tiled kernel into a pooled buffer
+// (productTransposingDY). On an AMD EPYC (2 cores, AVX-512) a small-preset
+// joint step took 1223–1295 ms this way against 1424–1651 ms with the fused
+// op below 2^21 output elements and GoMLX's own product gradient above, a
+// tiny one 123–133 against 155–166 ms (three alternating runs each). The
+// variables ("dense/weights", "dense/biases") are the same either way.
 func dense(scope *mlmodel.Scope, x *Node, out int) *Node {
 	dt, low := lowDType(scope)
-	switch {
-	case !low && !scope.IsTraining(x.Graph()):
+	if !low && !scope.IsTraining(x.Graph()) {
 		return layers.DenseWithLayout(scope, x, compute.DenseLayoutOutputsInput, true, out)
-	case !low && x.Shape().Size()/x.Shape().Dim(-1)*out < fusedGradMaxElems:
-		y := layers.DenseWithLayout(scope, x, compute.DenseLayoutOutputsInput, false, out)
-		bias := scope.Shared("dense").VariableWithShape("biases", shapes.Make(x.DType(), out)).NodeValue(x.Graph())
-		return Add(y, ExpandLeftToRank(bias, y.Rank()))
 	}
 	return denseDot(scope, x, out, dt)
 }
-
-// fusedGradMaxElems is the output size (tokens × outputs) from which a
-// training graph's dense layer is a plain product rather than the fused op
-// (see dense). A variable so that tests can take either path.
-var fusedGradMaxElems = 1 << 21
 
 func (c *Config) layerNorm(scope *mlmodel.Scope, x *Node) *Node {
 	return norm.LayerNorm(scope, x, -1).Epsilon(c.LayerNormEps).Done()

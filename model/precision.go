@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -100,9 +101,53 @@ func denseDot(scope *mlmodel.Scope, x *Node, out int, dt dtypes.DType) *Node {
 	w := s.VariableWithShape("weights", shapes.Make(dtypes.Float32, out, in)).NodeValue(g)
 	b := s.VariableWithShape("biases", shapes.Make(dtypes.Float32, out)).NodeValue(g)
 	lead := x.Shape().Dimensions[:x.Rank()-1]
-	y := lowDot(dt, Reshape(x, -1, in), []int{1}, nil, w, []int{1}, nil)
+	var y *Node
+	if dt == dtypes.Float32 && OnGoBackend(g.Backend()) {
+		y = productTransposingDY(Reshape(x, -1, in), w)
+	} else {
+		y = lowDot(dt, Reshape(x, -1, in), []int{1}, nil, w, []int{1}, nil)
+	}
 	y = Reshape(y, append(slices.Clone(lead), out)...)
 	return Add(y, ExpandLeftToRank(b, y.Rank()))
+}
+
+// OnGoBackend reports whether b is the pure-Go backend (compute's gobackend,
+// whose Name is not its configuration name "go").
+func OnGoBackend(b compute.Backend) bool { return b.Name() == "Go Backend" }
+
+// productTransposingDY is x·wᵀ (x [T, in], w [out, in]) with its own
+// gradient with respect to w. GoMLX's gradient contracts dy [T, out] and
+// x [T, in] over their leading axis, a layout the pure-Go backend's matrix
+// kernels (compute v0.1.14) take only after transposing both operands, to
+// [out, T] and [in, T]. Their kernels read [M, K]·[K, N] as it is, so one
+// transpose suffices: dyᵀ·x (T·out elements moved) for a layer that does not
+// widen, (xᵀ·dy)ᵀ (T·in + in·out moved, fewer once the tokens outnumber
+// in·out/(out−in)) for one that does — the MLP's first layer, the MLM head
+// (out = the vocabulary), the patch projection. The choice depends on the
+// layer's widths only, so that a graph's operations do not depend on its
+// token count. The gradient with respect to x (dy·w) needs no transpose
+// either way.
+//
+// GoMLX has no custom gradient for a two-input op, so the product's output
+// passes through an identity whose gradient records dy, and w through one
+// whose gradient ignores what the product's own gradient gives it (left
+// unused, so never executed) and returns the product above. Reverse
+// differentiation reaches the output's identity before w's, in every
+// Gradient call.
+func productTransposingDY(x, w *Node) *Node {
+	in, out := x.Shape().Dim(1), w.Shape().Dim(0)
+	var dy *Node
+	wg := IdentityWithCustomGradient(w, func(_, _ *Node) *Node {
+		if out <= in {
+			return Dot(TransposeAllAxes(dy, 1, 0), x).General([]int{1}, nil, []int{0}, nil)
+		}
+		return TransposeAllAxes(Dot(TransposeAllAxes(x, 1, 0), dy).General([]int{1}, nil, []int{0}, nil), 1, 0)
+	})
+	y := Dot(x, wg).General([]int{1}, nil, []int{1}, nil)
+	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+		dy = v
+		return v
+	})
 }
 
 // attentionLow is the self-attention of a block (the variables GoMLX's
