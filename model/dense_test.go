@@ -68,8 +68,8 @@ func TestTrainingAndInferenceDenseAgree(t *testing.T) {
 // has the gradients GoMLX's DotGeneral has, for a weight used by two products
 // (as the shared encoder's by the text and image sides) and for gradients
 // taken separately (as the masked step does) and of the summed loss; with 6
-// inputs and 3 outputs the weight gradient transposes dy, with 2 and 9 it
-// transposes x and the result.
+// inputs and 3 outputs the weight gradient transposes dy, with 2 and 9 (and
+// 4 or 5 tokens) it transposes x and the result.
 func TestProductTransposingDYGradient(t *testing.T) {
 	for _, dims := range [][2]int{{6, 3}, {2, 9}} {
 		in, out := dims[0], dims[1]

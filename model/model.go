@@ -59,11 +59,13 @@ func mustActivation(name string) activation.Type {
 // buffer it allocates afresh at every step, where the gradient of a broadcast
 // Add is one vectorised ReduceSum and denseDot's weight gradient transposes
 // one operand with the backend's parallel tiled kernel into a pooled buffer
-// (productTransposingDY). On an AMD EPYC (2 cores, AVX-512) a small-preset
-// joint step took 1223–1295 ms this way against 1424–1651 ms with the fused
-// op below 2^21 output elements and GoMLX's own product gradient above, a
-// tiny one 123–133 against 155–166 ms (three alternating runs each). The
-// variables ("dense/weights", "dense/biases") are the same either way.
+// (productTransposingDY, where the layer's weights are small beside its
+// activations) or both (GoMLX's gradient). On an AMD EPYC (2 cores, AVX-512)
+// a tiny-preset joint step took 124–138 ms this way against 159–172 ms with
+// the fused op below 2^21 output elements and GoMLX's gradient above, a
+// small one 1338–1341 against 1414–1504 ms, a base one 11.4 s against
+// 12.6 s. The variables ("dense/weights", "dense/biases") are the same
+// either way.
 func dense(scope *mlmodel.Scope, x *Node, out int) *Node {
 	dt, low := lowDType(scope)
 	if !low && !scope.IsTraining(x.Graph()) {

@@ -110,9 +110,9 @@ func shapesZero(s shapes.Shape) any {
 // by type, as in 3×3 patches (65 tokens), so its cost grows with the token
 // count alone. (Both token counts factor into short groups, which rowMax
 // reduces in two steps; a prime count takes one. Both patch projections
-// widen, 4 and 9 values to 16, so their weight gradients take the same path
-// in productTransposingDY.) An operation count holds on a loaded machine
-// where a timing ratio would not.
+// widen, 4 and 9 values to 16, over enough tokens for their weight gradients
+// to take the same path in productTransposingDY.) An operation count holds
+// on a loaded machine where a timing ratio would not.
 func TestImageStepOpsIndependentOfPatchSize(t *testing.T) {
 	backend, err := compute.NewWithConfig("go")
 	if err != nil {

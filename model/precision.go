@@ -98,11 +98,17 @@ func denseDot(scope *mlmodel.Scope, x *Node, out int, dt dtypes.DType) *Node {
 	g := x.Graph()
 	s := scope.In("dense")
 	in := x.Shape().Dim(-1)
-	w := s.VariableWithShape("weights", shapes.Make(dtypes.Float32, out, in)).NodeValue(g)
+	wv := s.VariableWithShape("weights", shapes.Make(dtypes.Float32, out, in))
+	w := wv.NodeValue(g)
 	b := s.VariableWithShape("biases", shapes.Make(dtypes.Float32, out)).NodeValue(g)
 	lead := x.Shape().Dimensions[:x.Rank()-1]
+	T := x.Shape().Size() / in
 	var y *Node
-	if dt == dtypes.Float32 && OnGoBackend(g.Backend()) {
+	// productTransposingDY copies the weights (see there): worth it for a
+	// trained layer whose tokens outnumber twice its widths (tiny, small),
+	// not for base's 768–3072-wide layers over 1024–1576 tokens, whose
+	// weights held twice more would push its step past 8 GB.
+	if dt == dtypes.Float32 && OnGoBackend(g.Backend()) && wv.Trainable && T >= 2*max(in, out) {
 		y = productTransposingDY(Reshape(x, -1, in), w)
 	} else {
 		y = lowDot(dt, Reshape(x, -1, in), []int{1}, nil, w, []int{1}, nil)
@@ -120,25 +126,27 @@ func OnGoBackend(b compute.Backend) bool { return b.Name() == "Go Backend" }
 // x [T, in] over their leading axis, a layout the pure-Go backend's matrix
 // kernels (compute v0.1.14) take only after transposing both operands, to
 // [out, T] and [in, T]. Their kernels read [M, K]·[K, N] as it is, so one
-// transpose suffices: dyᵀ·x (T·out elements moved) for a layer that does not
-// widen, (xᵀ·dy)ᵀ (T·in + in·out moved, fewer once the tokens outnumber
-// in·out/(out−in)) for one that does — the MLP's first layer, the MLM head
-// (out = the vocabulary), the patch projection. The choice depends on the
-// layer's widths only, so that a graph's operations do not depend on its
-// token count. The gradient with respect to x (dy·w) needs no transpose
-// either way.
+// transpose suffices: dyᵀ·x (T·out elements moved), or (xᵀ·dy)ᵀ (T·in +
+// in·out moved), whichever moves fewer: the second only for a layer that
+// widens (out > in) and has more than in·out/(out−in) tokens, such as the
+// MLM head of the small preset (608 positions, 256 → 30522) but not of the
+// base one (152 positions, 768 → 30522: a 94 MB product, then its transpose,
+// instead of transposing dy's 18 MB). The gradient with respect to x (dy·w)
+// needs no transpose either way.
 //
 // GoMLX has no custom gradient for a two-input op, so the product's output
 // passes through an identity whose gradient records dy, and w through one
 // whose gradient ignores what the product's own gradient gives it (left
 // unused, so never executed) and returns the product above. Reverse
 // differentiation reaches the output's identity before w's, in every
-// Gradient call.
+// Gradient call (it walks the nodes from the last created). The pure-Go
+// backend executes w's identity as a copy (w is a variable it does not own),
+// which lives until the backward pass.
 func productTransposingDY(x, w *Node) *Node {
-	in, out := x.Shape().Dim(1), w.Shape().Dim(0)
+	T, in, out := x.Shape().Dim(0), x.Shape().Dim(1), w.Shape().Dim(0)
 	var dy *Node
 	wg := IdentityWithCustomGradient(w, func(_, _ *Node) *Node {
-		if out <= in {
+		if T*out <= T*in+in*out {
 			return Dot(TransposeAllAxes(dy, 1, 0), x).General([]int{1}, nil, []int{0}, nil)
 		}
 		return TransposeAllAxes(Dot(TransposeAllAxes(x, 1, 0), dy).General([]int{1}, nil, []int{0}, nil), 1, 0)
