@@ -37,8 +37,9 @@ extra=""
 if [ -n "${BATCH:-}" ]; then extra="--batch $BATCH"; fi
 
 # The reference's allocator (bench.py restarts itself with it when run as a
-# script; here it is imported, so its environment is set for it).
-malloc="PYTHONDONTWRITEBYTECODE=1"
+# script; here it is imported, so its environment is set for it): an
+# assignment for env, empty when the environment already chooses one.
+malloc=""
 if [ -z "${LD_PRELOAD:-}${GLIBC_TUNABLES:-}" ]; then
 	malloc=$("$PYTHON" - <<'PY'
 import importlib.util, sys
@@ -52,7 +53,7 @@ PY
 fi
 
 # The reference's CPU, BLAS kernels and allocator as bench.py sets them up.
-env "$malloc" "$PYTHON" - >"$tmp/machine.txt" <<'PY'
+env ${malloc:+"$malloc"} "$PYTHON" - >"$tmp/machine.txt" <<'PY'
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("ref", "benchmarks/pytorch/bench.py")
 ref = importlib.util.module_from_spec(spec)
@@ -70,7 +71,7 @@ while [ "$r" -le "$REPEAT" ]; do
 		for m in $(echo "$MODES" | tr ',' ' '); do
 			# shellcheck disable=SC2086
 			"$tmp/vitbert" bench --preset "$p" --mode "$m" --steps "$STEPS" --warmup "$WARMUP" $extra --json >"$tmp/ours.json"
-			env "$malloc" "$PYTHON" - "$p" "$m" "$STEPS" "$WARMUP" >"$tmp/torch.json" <<'PY'
+			env ${malloc:+"$malloc"} "$PYTHON" - "$p" "$m" "$STEPS" "$WARMUP" >"$tmp/torch.json" <<'PY'
 # Times the reference's Trainer.step like its run_one, adding the CPU time.
 import importlib.util, json, resource, statistics, sys, time
 spec = importlib.util.spec_from_file_location("ref", "benchmarks/pytorch/bench.py")

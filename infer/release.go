@@ -1,8 +1,6 @@
 package infer
 
 import (
-	"sync"
-
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -22,10 +20,9 @@ import (
 // an AMD EPYC with 2 cores (`vitbert bench --preset tiny --mode infer-text
 // --steps 30 --warmup 5`, three runs each).
 //
-// A Releaser is safe for concurrent use.
+// A Releaser is safe for concurrent use (as its graph.Exec is).
 type Releaser struct {
 	backend compute.Backend
-	mu      sync.Mutex
 	sink    *graph.Exec // nil: Release finalizes
 }
 
@@ -56,10 +53,7 @@ func (r *Releaser) Release(ts ...*tensors.Tensor) {
 		}
 		if r.sink != nil && t.Ok() && t.IsOnDevice(0) {
 			if d, err := graph.DonateTensorBuffer(t, r.backend, 0); err == nil {
-				r.mu.Lock()
-				outs, err := r.sink.Exec(d)
-				r.mu.Unlock()
-				if err == nil {
+				if outs, err := r.sink.Exec(d); err == nil {
 					for _, o := range outs {
 						o.FinalizeAll()
 					}

@@ -102,16 +102,17 @@ func denseDot(scope *mlmodel.Scope, x *Node, out int, dt dtypes.DType) *Node {
 	w := wv.NodeValue(g)
 	b := s.VariableWithShape("biases", shapes.Make(dtypes.Float32, out)).NodeValue(g)
 	lead := x.Shape().Dimensions[:x.Rank()-1]
-	T := x.Shape().Size() / in
+	x2 := Reshape(x, -1, in)
 	var y *Node
-	// productTransposingDY copies the weights (see there): worth it for a
-	// trained layer whose tokens outnumber twice its widths (tiny, small),
-	// not for base's 768–3072-wide layers over 1024–1576 tokens, whose
-	// weights held twice more would push its step past 8 GB.
-	if dt == dtypes.Float32 && OnGoBackend(g.Backend()) && wv.Trainable && T >= 2*max(in, out) {
-		y = productTransposingDY(Reshape(x, -1, in), w)
+	// productTransposingDY holds a copy of the weights until the backward
+	// pass (see there): worth it for a trained layer with at least twice as
+	// many tokens as its widths (tiny's and small's), not for base's 768- to
+	// 3072-wide layers over 1024–1576 tokens, whose copies would push its
+	// step past its 7 GiB heap limit.
+	if dt == dtypes.Float32 && OnGoBackend(g.Backend()) && wv.Trainable && x2.Shape().Dim(0) >= 2*max(in, out) {
+		y = productTransposingDY(x2, w)
 	} else {
-		y = lowDot(dt, Reshape(x, -1, in), []int{1}, nil, w, []int{1}, nil)
+		y = lowDot(dt, x2, []int{1}, nil, w, []int{1}, nil)
 	}
 	y = Reshape(y, append(slices.Clone(lead), out)...)
 	return Add(y, ExpandLeftToRank(b, y.Rank()))
@@ -128,11 +129,9 @@ func OnGoBackend(b compute.Backend) bool { return b.Name() == "Go Backend" }
 // [out, T] and [in, T]. Their kernels read [M, K]·[K, N] as it is, so one
 // transpose suffices: dyᵀ·x (T·out elements moved), or (xᵀ·dy)ᵀ (T·in +
 // in·out moved), whichever moves fewer: the second only for a layer that
-// widens (out > in) and has more than in·out/(out−in) tokens, such as the
-// MLM head of the small preset (608 positions, 256 → 30522) but not of the
-// base one (152 positions, 768 → 30522: a 94 MB product, then its transpose,
-// instead of transposing dy's 18 MB). The gradient with respect to x (dy·w)
-// needs no transpose either way.
+// widens (out > in) over more than in·out/(out−in) tokens, such as the MLP's
+// first layer (D → 4D) over tiny's and small's 1024–4096 tokens. The
+// gradient with respect to x (dy·w) needs no transpose either way.
 //
 // GoMLX has no custom gradient for a two-input op, so the product's output
 // passes through an identity whose gradient records dy, and w through one

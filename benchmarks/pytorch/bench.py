@@ -161,7 +161,6 @@ def choose_blas_core():
     return detected, want
 
 
-
 # glibc's malloc hands large blocks (above a threshold of up to 32 MB) back
 # to the kernel when they are freed and trims the top of its heap, so that a
 # training step re-faults every page of its activations and gradients. In a
