@@ -140,6 +140,7 @@ func countInputs(g *Graph, t NodeType, dims []int) int {
 // decomposed attention gives the fused op's values on inputs that make
 // scores very negative (softmax weights that underflow) with masked keys.
 func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
+	withProcs(t, 1) // one part: the counts below are of the whole batch's scores
 	backend, err := compute.NewWithConfig("go")
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +243,7 @@ func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
 // evaluated once). It then checks rowSoftmax against the fused op on rows of
 // 17, 50, 64 and 65 (split and whole row maxima) with masked (lowest float32) entries.
 func TestGoBackendAttentionSoftmaxIsDecomposed(t *testing.T) {
+	withProcs(t, 1) // one part: the counts below are of the whole batch's scores
 	backend, err := compute.NewWithConfig("go")
 	if err != nil {
 		t.Fatal(err)

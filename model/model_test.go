@@ -1,7 +1,9 @@
 package model
 
 import (
+	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -208,5 +210,92 @@ func TestInitRange(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "initializer_range") {
 			t.Errorf("initializer_range %g: Validate gave %v, want an error naming initializer_range", bad, err)
 		}
+	}
+}
+
+// withProcs sets GOMAXPROCS to n for the rest of the test: inference graphs
+// on the pure-Go backend split their batch by it (inferenceParts).
+func withProcs(t *testing.T, n int) {
+	t.Helper()
+	old := runtime.GOMAXPROCS(n)
+	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
+}
+
+// An inference graph's encoder on the pure-Go backend runs its batch as one
+// independent part per core (inferenceParts): the test builds the encoder
+// over 3 masked texts with 1, 2 and 3 cores, checks the parts by the shapes
+// of the attention exponentials (one per layer and part, of the part's
+// examples), and checks that every split gives the unsplit values, each
+// example with its own mask. A training graph stays whole.
+func TestInferenceSplitsBatchByCores(t *testing.T) {
+	for _, tc := range []struct {
+		training, goBackend bool
+		B, procs, want      int
+	}{
+		{false, true, 16, 2, 2}, {false, true, 3, 8, 3}, {false, true, 64, 64, maxInferenceParts},
+		{false, true, 1, 2, 1}, {false, true, 16, 1, 1}, {true, true, 16, 2, 1}, {false, false, 16, 2, 1},
+	} {
+		if got := inferenceParts(tc.training, tc.goBackend, tc.B, tc.procs); got != tc.want {
+			t.Errorf("inferenceParts(training %v, go %v, B %d, procs %d) = %d, want %d", tc.training, tc.goBackend, tc.B, tc.procs, got, tc.want)
+		}
+	}
+
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig() // D=16, 2 heads
+	c.Layers = 2
+	const B, S = 3, 6
+	D := c.Hidden
+	x := make([]float32, B*S*D)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i) * 0.37))
+	}
+	mask := []bool{
+		true, true, true, true, false, false,
+		true, true, true, true, true, true,
+		true, false, false, false, false, false,
+	}
+	store, err := NewStore(backend, &c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(procs int, training bool) ([]float32, map[int]int) {
+		withProcs(t, procs)
+		exps := map[int]int{} // examples of the scores → exponentials
+		e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, xs, m *Node) *Node {
+			scope.SetTraining(xs.Graph(), training)
+			out := c.Encode(scope, xs, m)
+			for _, node := range xs.Graph().Nodes() {
+				if dims := node.Shape().Dimensions; node.Type() == NodeTypeExp && len(dims) == 4 {
+					exps[dims[0]]++
+				}
+			}
+			return out
+		})
+		outs, err := e.Exec(tensors.FromFlatDataAndDimensions(x, B, S, D), tensors.FromFlatDataAndDimensions(mask, B, S))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](outs[0]), exps
+	}
+	want, exps := run(1, false)
+	if !maps.Equal(exps, map[int]int{B: c.Layers}) {
+		t.Fatalf("one core: attention exponentials by batch size %v, want {%d: %d}", exps, B, c.Layers)
+	}
+	for procs, parts := range map[int]map[int]int{2: {1: c.Layers, 2: c.Layers}, 3: {1: 3 * c.Layers}} {
+		got, exps := run(procs, false)
+		if !maps.Equal(exps, parts) {
+			t.Errorf("%d cores: attention exponentials by batch size %v, want %v", procs, exps, parts)
+		}
+		for i := range want {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5 {
+				t.Fatalf("%d cores: output[%d] = %g, unsplit %g", procs, i, got[i], want[i])
+			}
+		}
+	}
+	if _, exps := run(2, true); !maps.Equal(exps, map[int]int{B: c.Layers}) {
+		t.Errorf("training graph on 2 cores: attention exponentials by batch size %v, want {%d: %d} (not split)", exps, B, c.Layers)
 	}
 }
