@@ -299,3 +299,61 @@ func TestInferenceSplitsBatchByCores(t *testing.T) {
 		t.Errorf("training graph on 2 cores: attention exponentials by batch size %v, want {%d: %d} (not split)", exps, B, c.Layers)
 	}
 }
+
+// The tied MLM head's product takes its rows flattened (HeadLogits), so the
+// products of its gradient have 2-D operands, which the pure-Go backend
+// transposes with its parallel tiled kernel; a rank-3 operand goes through
+// its general index walk, and the logits' gradient is the largest tensor of
+// a text step ([B, P, V]). The test builds a text training step and looks
+// for products of a rank-3 (or higher) operand with a vocabulary-sized axis.
+func TestTiedHeadGradientTransposesMatrices(t *testing.T) {
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig()
+	h, _ := c.Head("mlm")
+	h.Tied = true // the word embeddings are its output weights
+	store, err := NewStore(backend, &c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, L, P = 2, 8, 3
+	bad := -1
+	e := mlmodel.MustNewExec(backend, store, func(scope *mlmodel.Scope, ids, seg, mask, pos *Node) []*Node {
+		g := ids.Graph()
+		scope.SetTraining(g, true)
+		logits := c.HeadLogits(scope, h, GatherPositions(c.EncodeText(scope, ids, seg, mask), pos))
+		loss := ReduceAllSum(Mul(logits, logits))
+		var wrt []*Node
+		for v := range store.IterVariables() {
+			if v.Trainable {
+				wrt = append(wrt, v.NodeValue(g))
+			}
+		}
+		outs := append([]*Node{loss}, Gradient(loss, wrt...)...)
+		bad = 0
+		for _, node := range g.Nodes() {
+			if node.Type() != NodeTypeDotGeneral {
+				continue
+			}
+			for _, in := range node.Inputs() {
+				if in.Rank() >= 3 && slices.Contains(in.Shape().Dimensions, c.VocabSize) {
+					bad++
+				}
+			}
+		}
+		return outs
+	})
+	zeros := func(d ...int) *tensors.Tensor { return tensors.FromShape(shapes.Make(dtypes.Int32, d...)) }
+	ones := make([]int32, B*L)
+	for i := range ones {
+		ones[i] = 1
+	}
+	if _, err := e.Exec(zeros(B, L), zeros(B, L), tensors.FromFlatDataAndDimensions(ones, B, L), zeros(B, P)); err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Errorf("%d products of rank-3 operands with a %d-wide vocabulary axis in the text step, want 0", bad, c.VocabSize)
+	}
+}
