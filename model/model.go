@@ -2,8 +2,8 @@ package model
 
 import (
 	"fmt"
-	"slices"
 	"runtime"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
