@@ -97,6 +97,24 @@ func TestGoAttentionMatchesSelfAttention(t *testing.T) {
 	}
 }
 
+// maskedTexts is an encoder input of three texts of six tokens (B, S = 3, 6),
+// x [B, S, D] = sin(0.37·i)·scale, and their key mask: 4, 6 and 1 tokens.
+func maskedTexts(B, S, D int, scale float64) ([]float32, []bool) {
+	if B != 3 || S != 6 {
+		panic("maskedTexts: three texts of six tokens")
+	}
+	x := make([]float32, B*S*D)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.37) * scale)
+	}
+	mask := []bool{
+		true, true, true, true, false, false,
+		true, true, true, true, true, true,
+		true, false, false, false, false, false,
+	}
+	return x, mask
+}
+
 // fusedAttentionNodes counts GoMLX's fused attention ops in g.
 func fusedAttentionNodes(g *Graph) int {
 	return countNodes(g, NodeTypeFusedScaledDotProductAttention, nil)
@@ -148,15 +166,7 @@ func TestGoBackendInferenceAttentionIsDecomposed(t *testing.T) {
 	c := testConfig() // D=16, 2 heads
 	const B, S = 3, 6
 	D := c.Hidden
-	x := make([]float32, B*S*D)
-	for i := range x {
-		x[i] = float32(math.Sin(float64(i)*0.37)) * 40 // scores of ±10^3 and more
-	}
-	mask := []bool{
-		true, true, true, true, false, false,
-		true, true, true, true, true, true,
-		true, false, false, false, false, false,
-	}
+	x, mask := maskedTexts(B, S, D, 40) // scores of ±10^3 and more
 
 	// The encoder's inference graph: no fused attention op.
 	store, err := NewStore(backend, &c, 1)

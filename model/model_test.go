@@ -248,15 +248,7 @@ func TestInferenceSplitsBatchByCores(t *testing.T) {
 	c.Layers = 2
 	const B, S = 3, 6
 	D := c.Hidden
-	x := make([]float32, B*S*D)
-	for i := range x {
-		x[i] = float32(math.Sin(float64(i) * 0.37))
-	}
-	mask := []bool{
-		true, true, true, true, false, false,
-		true, true, true, true, true, true,
-		true, false, false, false, false, false,
-	}
+	x, mask := maskedTexts(B, S, D, 1)
 	store, err := NewStore(backend, &c, 1)
 	if err != nil {
 		t.Fatal(err)
