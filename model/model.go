@@ -178,13 +178,9 @@ func examples(x *Node, lo, hi int) *Node {
 	return Gather(x, Const(x.Graph(), idx))
 }
 
-// maxInferenceParts caps inferenceParts: the pure-Go backend runs at most 8
-// graph executors (cmd/vitbert gives it one per core, up to 8).
-const maxInferenceParts = 8
-
 // inferenceParts is how many independent parts an inference graph's encoder
 // splits a batch of B examples into: one per core (procs, at most
-// maxInferenceParts, at most B) on the pure-Go backend, else 1.
+// MaxGoExecutors, at most B) on the pure-Go backend, else 1.
 //
 // That backend runs a graph's independent nodes concurrently, one executor
 // per core, and spreads a matrix product over the cores, but not an
@@ -205,7 +201,7 @@ func inferenceParts(training, goBackend bool, B, procs int) int {
 	if training || !goBackend {
 		return 1
 	}
-	return max(1, min(B, procs, maxInferenceParts))
+	return max(1, min(B, procs, MaxGoExecutors))
 }
 
 func (c *Config) encodeLayers(scope *mlmodel.Scope, x, mask *Node, acts *[]*Node) *Node {

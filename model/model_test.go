@@ -232,7 +232,7 @@ func TestInferenceSplitsBatchByCores(t *testing.T) {
 		training, goBackend bool
 		B, procs, want      int
 	}{
-		{false, true, 16, 2, 2}, {false, true, 3, 8, 3}, {false, true, 64, 64, maxInferenceParts},
+		{false, true, 16, 2, 2}, {false, true, 3, 8, 3}, {false, true, 64, 64, MaxGoExecutors},
 		{false, true, 1, 2, 1}, {false, true, 16, 1, 1}, {true, true, 16, 2, 1}, {false, false, 16, 2, 1},
 	} {
 		if got := inferenceParts(tc.training, tc.goBackend, tc.B, tc.procs); got != tc.want {

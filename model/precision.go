@@ -122,6 +122,13 @@ func denseDot(scope *mlmodel.Scope, x *Node, out int, dt dtypes.DType) *Node {
 // whose Name is not its configuration name "go").
 func OnGoBackend(b compute.Backend) bool { return b.Name() == "Go Backend" }
 
+// MaxGoExecutors is the pure-Go backend's own default number of graph
+// executors, the goroutines that run a graph's independent nodes
+// concurrently: cmd/vitbert gives it one per core up to this many, and an
+// inference graph splits its batch into at most this many parts
+// (inferenceParts).
+const MaxGoExecutors = 8
+
 // productTransposingDY is x·wᵀ (x [T, in], w [out, in]) with its own
 // gradient with respect to w. GoMLX's gradient contracts dy [T, out] and
 // x [T, in] over their leading axis, a layout the pure-Go backend's matrix

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/gobackend"
+	"github.com/vitbert/vitbert/model"
 )
 
 // startRun starts a training command once its flags are read: the start
@@ -60,20 +61,18 @@ func newBackend() (compute.Backend, error) {
 	return b, nil
 }
 
-// maxGoExecutors is the pure-Go backend's own default number of executors.
-const maxGoExecutors = 8
-
 // backendConfig returns the configuration to open the backend with, and false
 // when compute.New's own choice should be used unchanged (GOMLX_BACKEND unset
 // and an XLA backend compiled in, which is then the default).
 //
-// The pure-Go backend runs independent graph nodes on up to 8 executor
-// goroutines, each holding one of its 2·GOMAXPROCS worker slots for the whole
-// step, and a matrix product only fans out over the slots left free: on 2
-// cores 3 idle executors leave a product one worker. One executor per core
-// (num_executors=GOMAXPROCS, at most 8) keeps both kinds of parallelism; on 2
-// cores it makes a small-preset training step about a third faster by the
-// clock. An explicit num_executors or ops_sequential is kept as given.
+// The pure-Go backend runs independent graph nodes on up to
+// model.MaxGoExecutors executor goroutines, each holding one of its
+// 2·GOMAXPROCS worker slots for the whole step, and a matrix product only
+// fans out over the slots left free: on 2 cores 3 idle executors leave a
+// product one worker. One executor per core (num_executors=GOMAXPROCS, at
+// most model.MaxGoExecutors) keeps both kinds of parallelism; on 2 cores it
+// makes a small-preset training step about a third faster by the clock. An
+// explicit num_executors or ops_sequential is kept as given.
 func backendConfig(env string, envSet bool, registered []string, procs int) (string, bool) {
 	if !envSet {
 		if slices.Contains(registered, "xla") {
@@ -96,6 +95,6 @@ func backendConfig(env string, envSet bool, registered []string, procs int) (str
 		}
 		parts = append(parts, p)
 	}
-	parts = append(parts, "num_executors="+strconv.Itoa(min(max(procs, 1), maxGoExecutors)))
+	parts = append(parts, "num_executors="+strconv.Itoa(min(max(procs, 1), model.MaxGoExecutors)))
 	return name + ":" + strings.Join(parts, ","), true
 }
